@@ -1,0 +1,56 @@
+/* Map definitions shared by the sockops and sk_msg programs; the BPF linker merges the __weak copies. */
+#ifndef SMD_MAPS_BPF_H
+#define SMD_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sockmapd/shared.h"
+
+/* Every socket in scope whose connection has a local peer, keyed by connection and role. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SMD_DEFAULT_MAX_SOCKETS);
+	__type(key, struct smd_sock_key);
+	__type(value, __u64);
+} smd_sockhash SEC(".maps") __weak;
+
+/* Connection state shared by both ends, keyed by connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SMD_DEFAULT_MAX_SOCKETS);
+	__type(key, struct smd_pair_key);
+	__type(value, struct smd_pair_state);
+} smd_pairs SEC(".maps") __weak;
+
+/* Client endpoints a local listener in scope has seen a SYN from; LRU so abandoned SYNs age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SMD_DEFAULT_MAX_HINTS);
+	__type(key, struct smd_hint_key);
+	__type(value, __u64);
+} smd_hints SEC(".maps") __weak;
+
+/* Per-socket context read by sk_msg; freed by the kernel with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct smd_sock_ctx);
+} smd_sk_ctx SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smd_counters);
+} smd_counters SEC(".maps") __weak;
+
+/* Written by user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smd_info);
+} smd_info SEC(".maps") __weak;
+
+#endif

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* sk_msg: on every send from a socket in the sockhash, move the data straight into the peer's receive queue. */
+#include "smd.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Ordering rule: a direction that sent anything over TCP never redirects again. The receiver reads its
+ * redirect queue before its TCP receive queue, so redirecting after TCP data could overtake it.
+ * Going from redirect to TCP is safe while the receiver stays in the sockhash, for the same reason.
+ */
+SEC("sk_msg")
+int smd_sk_msg(struct sk_msg_md *msg)
+{
+	struct smd_sock_ctx *ctx;
+	struct smd_sock_key peer;
+	__u64 size = msg->size;
+
+	ctx = bpf_sk_storage_get(&smd_sk_ctx, msg->sk, 0, 0);
+	if (!ctx) {
+		smd_count(SMD_CTR_FALLBACK_NO_CTX, 1);
+		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		return SK_PASS;
+	}
+	if (ctx->flags & SMD_CTX_TCP_PINNED) {
+		ctx->passed_bytes += size;
+		smd_count(SMD_CTR_FALLBACK_PINNED, 1);
+		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		return SK_PASS;
+	}
+
+	peer = ctx->key;
+	peer.role = ctx->key.role == SMD_ROLE_ACTIVE ? SMD_ROLE_PASSIVE : SMD_ROLE_ACTIVE;
+	if (bpf_msg_redirect_hash(msg, &smd_sockhash, &peer, BPF_F_INGRESS) != SK_PASS) {
+		ctx->flags |= SMD_CTX_TCP_PINNED;
+		ctx->passed_bytes += size;
+		smd_count(SMD_CTR_FALLBACK_NO_PEER, 1);
+		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		return SK_PASS;
+	}
+	ctx->redirected_bytes += size;
+	ctx->redirected_msgs++;
+	smd_count(SMD_CTR_MSGS_REDIRECTED, 1);
+	smd_count(SMD_CTR_BYTES_REDIRECTED, size);
+	return SK_PASS;
+}

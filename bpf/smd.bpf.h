@@ -1,0 +1,38 @@
+/* Helpers shared by the sockmapd BPF programs: counters and key construction. */
+#ifndef SMD_BPF_H
+#define SMD_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <linux/errno.h>
+#include <stdbool.h>
+#include "maps.bpf.h"
+
+#define SMD_AF_INET 2
+#define SMD_AF_INET6 10
+
+#ifdef SMD_DEBUG
+#define smd_debug(fmt, ...) bpf_printk("smd: " fmt, ##__VA_ARGS__)
+#else
+#define smd_debug(fmt, ...) do { } while (0)
+#endif
+
+static __always_inline void smd_count(enum smd_counter counter, __u64 n)
+{
+	__u32 zero = 0;
+	struct smd_counters *ctrs = bpf_map_lookup_elem(&smd_counters, &zero);
+
+	if (ctrs && counter < SMD_CTR_MAX)
+		ctrs->value[counter] += n;
+}
+
+static __always_inline void smd_v4_mapped(__u32 addr[4], __u32 ip4_be)
+{
+	addr[0] = 0;
+	addr[1] = 0;
+	addr[2] = bpf_htonl(0x0000ffff);
+	addr[3] = ip4_be;
+}
+
+#endif

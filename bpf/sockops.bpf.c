@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* sock_ops: finds TCP connections whose two ends are local sockets in scope and puts both into the sockhash. */
+#include "smd.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline void hint_key_for_syn(struct bpf_sock_ops *skops, struct smd_hint_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->netns_cookie = bpf_get_netns_cookie(skops);
+	key->port = bpf_ntohl(skops->remote_port);
+}
+
+/*
+ * A listener in scope got a SYN. A request socket has no reliable family for IPv4 clients of a
+ * dual-stack listener (it keeps the listener's AF_INET6 but only fills the IPv4 address), so an
+ * IPv6 request records both readings; the wrong one names no real endpoint and ages out.
+ */
+static __always_inline void record_syn_hint(struct bpf_sock_ops *skops)
+{
+	struct smd_hint_key key;
+	__u64 seen = 1;
+
+	hint_key_for_syn(skops, &key);
+	smd_v4_mapped(key.addr, skops->remote_ip4);
+	bpf_map_update_elem(&smd_hints, &key, &seen, BPF_ANY);
+	if (skops->family == SMD_AF_INET6) {
+		key.addr[0] = skops->remote_ip6[0];
+		key.addr[1] = skops->remote_ip6[1];
+		key.addr[2] = skops->remote_ip6[2];
+		key.addr[3] = skops->remote_ip6[3];
+		bpf_map_update_elem(&smd_hints, &key, &seen, BPF_ANY);
+	}
+	smd_count(SMD_CTR_SYN_HINTS, 1);
+}
+
+/* Addresses and port read as plain values: the verifier rejects a context read through a pointer
+ * the compiler picked between two fields, so every field is read unconditionally, then chosen. */
+static __always_inline void fill_hint_key(struct smd_hint_key *key, __u32 family, __u32 ip4, const __u32 ip6[4],
+					  __u16 port)
+{
+	if (family == SMD_AF_INET) {
+		smd_v4_mapped(key->addr, ip4);
+	} else {
+		key->addr[0] = ip6[0];
+		key->addr[1] = ip6[1];
+		key->addr[2] = ip6[2];
+		key->addr[3] = ip6[3];
+	}
+	key->port = port;
+}
+
+/* The client endpoint of an established socket, as the listener's SYN hint recorded it. */
+static __always_inline void hint_key_for_active(struct bpf_sock_ops *skops, struct smd_hint_key *key)
+{
+	__u32 ip6[4] = {skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3]};
+	__u32 ip4 = skops->local_ip4;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->netns_cookie = bpf_get_netns_cookie(skops);
+	fill_hint_key(key, skops->family, ip4, ip6, skops->local_port);
+}
+
+static __always_inline void hint_key_for_passive(struct bpf_sock_ops *skops, struct smd_hint_key *key)
+{
+	__u32 ip6[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3]};
+	__u32 ip4 = skops->remote_ip4;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->netns_cookie = bpf_get_netns_cookie(skops);
+	fill_hint_key(key, skops->family, ip4, ip6, bpf_ntohl(skops->remote_port));
+}
+
+static __always_inline void count_insert_failure(long err)
+{
+	if (err == -E2BIG || err == -ENOMEM || err == -ENOSPC)
+		smd_count(SMD_CTR_INSERT_FAIL_FULL, 1);
+	else
+		smd_count(SMD_CTR_INSERT_FAIL_REFUSED, 1);
+}
+
+/*
+ * Give the socket its context and put it into the sockhash. The context goes first: once the socket
+ * is in the map, sk_msg runs on its next send and needs it.
+ */
+static __always_inline int insert_socket(struct bpf_sock_ops *skops, const struct smd_sock_key *key, __u32 ctx_flags)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct smd_sock_ctx *ctx;
+	long err;
+
+	if (!sk)
+		return -1;
+	ctx = bpf_sk_storage_get(&smd_sk_ctx, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!ctx) {
+		smd_count(SMD_CTR_INSERT_FAIL_FULL, 1);
+		return -1;
+	}
+	__builtin_memset(ctx, 0, sizeof(*ctx));
+	ctx->key = *key;
+	ctx->flags = ctx_flags;
+
+	err = bpf_sock_hash_update(skops, &smd_sockhash, (void *)key, BPF_NOEXIST);
+	if (err) {
+		count_insert_failure(err);
+		bpf_sk_storage_delete(&smd_sk_ctx, sk);
+		return -1;
+	}
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	smd_count(SMD_CTR_SOCKETS_INSERTED, 1);
+	return 0;
+}
+
+/* connect() completed: join the sockhash if a local listener in scope saw our SYN. */
+static __always_inline void on_active_established(struct bpf_sock_ops *skops)
+{
+	struct smd_hint_key hint;
+	struct smd_sock_key key = {};
+	struct smd_pair_state state = {}, *existing;
+	__u32 ctx_flags = 0;
+	long err;
+
+	hint_key_for_active(skops, &hint);
+	if (!bpf_map_lookup_elem(&smd_hints, &hint)) {
+		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+
+	key.pair.netns_cookie = hint.netns_cookie;
+	key.pair.active_seq = skops->snd_una;
+	key.pair.passive_seq = skops->rcv_nxt;
+	key.pair.active_port = skops->local_port;
+	key.role = SMD_ROLE_ACTIVE;
+
+	state.cookie[SMD_ROLE_ACTIVE] = bpf_get_socket_cookie(skops);
+	state.created_ns = bpf_ktime_get_ns();
+	err = bpf_map_update_elem(&smd_pairs, &key.pair, &state, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		/* Another live connection has this key: neither may ever be paired under it. */
+		existing = bpf_map_lookup_elem(&smd_pairs, &key.pair);
+		if (existing)
+			__sync_fetch_and_or(&existing->flags, SMD_PAIR_POISONED);
+		smd_count(SMD_CTR_KEY_COLLISION, 1);
+		return;
+	}
+	if (err) {
+		smd_count(SMD_CTR_INSERT_FAIL_FULL, 1);
+		return;
+	}
+
+	/* Data sent with the SYN (TCP Fast Open) went the TCP way: that direction must stay on TCP. */
+	if (skops->data_segs_out) {
+		ctx_flags |= SMD_CTX_TCP_PINNED;
+		smd_count(SMD_CTR_EARLY_DATA, 1);
+	}
+	if (insert_socket(skops, &key, ctx_flags)) {
+		bpf_map_delete_elem(&smd_pairs, &key.pair);
+		return;
+	}
+	existing = bpf_map_lookup_elem(&smd_pairs, &key.pair);
+	if (existing)
+		__sync_fetch_and_or(&existing->flags, SMD_PAIR_ACTIVE_IN);
+}
+
+/* accept() side established: join the sockhash if the active end of this connection is in it. */
+static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
+{
+	struct smd_hint_key hint;
+	struct smd_sock_key key = {};
+	struct smd_pair_state *state;
+	__u32 flags;
+
+	hint_key_for_passive(skops, &hint);
+	bpf_map_delete_elem(&smd_hints, &hint);
+
+	key.pair.netns_cookie = hint.netns_cookie;
+	key.pair.active_seq = skops->rcv_nxt;
+	key.pair.passive_seq = skops->snd_una;
+	key.pair.active_port = hint.port;
+	key.role = SMD_ROLE_PASSIVE;
+
+	state = bpf_map_lookup_elem(&smd_pairs, &key.pair);
+	if (!state) {
+		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+	flags = state->flags;
+	if ((flags & (SMD_PAIR_POISONED | SMD_PAIR_ACTIVE_CLOSED | SMD_PAIR_PASSIVE_IN)) ||
+	    !(flags & SMD_PAIR_ACTIVE_IN))
+		return;
+	if (skops->bytes_received)
+		smd_count(SMD_CTR_EARLY_DATA, 1);
+
+	if (insert_socket(skops, &key, 0))
+		return;
+	state->cookie[SMD_ROLE_PASSIVE] = bpf_get_socket_cookie(skops);
+	__sync_fetch_and_or(&state->flags, SMD_PAIR_PASSIVE_IN);
+	smd_count(SMD_CTR_PAIRS_MADE, 1);
+	smd_debug("paired port %u", key.pair.active_port);
+}
+
+/* The kernel drops a closing socket from the sockhash itself; the pair entry goes with its last end. */
+static __always_inline void on_close(struct bpf_sock_ops *skops)
+{
+	struct smd_sock_ctx *ctx;
+	struct smd_pair_state *state;
+	struct bpf_sock *sk = skops->sk;
+	__u32 closed_bit, old, now;
+
+	if (!sk)
+		return;
+	ctx = bpf_sk_storage_get(&smd_sk_ctx, sk, 0, 0);
+	if (!ctx)
+		return;
+	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
+	if (!state)
+		return;
+	closed_bit = ctx->key.role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED;
+	old = __sync_fetch_and_or(&state->flags, closed_bit);
+	if (old & closed_bit)
+		return;
+	now = old | closed_bit;
+	if ((now & SMD_PAIR_ACTIVE_CLOSED) && (now & SMD_PAIR_PASSIVE_CLOSED)) {
+		bpf_map_delete_elem(&smd_pairs, &ctx->key.pair);
+		smd_count(SMD_CTR_PAIRS_CLOSED, 1);
+	} else if (ctx->key.role == SMD_ROLE_ACTIVE && !(now & SMD_PAIR_PASSIVE_IN)) {
+		/* Never paired: no passive end will come to clean up. */
+		bpf_map_delete_elem(&smd_pairs, &ctx->key.pair);
+	}
+}
+
+SEC("sockops")
+int smd_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_RWND_INIT:
+		/* Called for the request socket of every SYN a listener accepts, syncookies included. */
+		if (!skops->is_fullsock)
+			record_syn_hint(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		on_active_established(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		on_passive_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			on_close(skops);
+		break;
+	}
+	return 1;
+}

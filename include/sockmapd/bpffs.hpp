@@ -1,0 +1,23 @@
+// The bpffs directory where the daemon pins its maps.
+#pragma once
+
+#include <string>
+
+namespace sockmapd {
+
+inline constexpr const char* kDefaultBpffsMount = "/sys/fs/bpf";
+inline constexpr const char* kDefaultPinPath = "/sys/fs/bpf/sockmapd";
+
+struct PinPathPlan {
+    bool mount_bpffs = false; // bpffs is missing at kDefaultBpffsMount and must be mounted
+};
+
+// Checks, without changing anything, that pin_path is or can be a directory on bpffs.
+PinPathPlan plan_pin_path(const std::string& pin_path);
+
+// Carries out the plan: mounts bpffs if needed and creates pin_path.
+void prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan);
+
+bool is_on_bpffs(const std::string& path);
+
+} // namespace sockmapd

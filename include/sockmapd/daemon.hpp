@@ -1,0 +1,22 @@
+// The sockmapd daemon: checks, loads and attaches the data path, then waits for signals.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "sockmapd/shared.h"
+
+namespace sockmapd {
+
+struct DaemonConfig {
+    std::string cgroup;       // empty: the cgroup v2 mount point
+    std::string pin_path;
+    std::string log_level = "info";
+    std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
+};
+
+// Blocks until SIGTERM or SIGINT. Throws sockmapd::Error on anything that keeps it from running;
+// in that case nothing is left attached or newly pinned.
+void run_daemon(const DaemonConfig& config);
+
+} // namespace sockmapd

@@ -1,0 +1,49 @@
+// The loaded data path: BPF programs and pinned maps, the sk_msg attachment and the sock_ops link.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sockmapd/shared.h"
+
+struct smd;
+struct bpf_link;
+
+namespace sockmapd {
+
+struct DatapathOptions {
+    std::string pin_path;
+    std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
+};
+
+class Datapath {
+public:
+    // Loads the programs; maps are reused from pin_path when pinned there, else created and pinned.
+    explicit Datapath(const DatapathOptions& options);
+    ~Datapath();
+    Datapath(const Datapath&) = delete;
+    Datapath& operator=(const Datapath&) = delete;
+
+    // Attaches sk_msg to the sockhash. Deliberately map-owned: it stays while the pinned map lives, so
+    // connections already paired keep working while no daemon runs (see docs/design.md).
+    void attach_sk_msg();
+
+    // Attaches sock_ops to the cgroup through a link this object owns: new connections are paired
+    // only while the daemon runs.
+    void attach_sockops(int cgroup_fd, const std::string& cgroup_path);
+
+    void publish_info(const struct smd_info& info);
+
+    // Keeps the pins: called once the daemon is up, so a later failure no longer removes them.
+    void commit_pins();
+
+    int counters_fd() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace sockmapd

@@ -1,0 +1,20 @@
+// Checks made before the daemon changes anything: privileges and kernel features.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sockmapd {
+
+struct PreflightIssue {
+    std::string what;  // what is wrong
+    std::string remedy; // what to do
+};
+
+// Capabilities the daemon needs: CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON.
+std::vector<PreflightIssue> check_privileges();
+
+// BTF, map and program types and helpers the data path uses (probed in the running kernel).
+std::vector<PreflightIssue> check_kernel_features();
+
+} // namespace sockmapd

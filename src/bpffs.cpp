@@ -1,0 +1,64 @@
+// Checks and prepares the bpffs pin directory; mounts bpffs at /sys/fs/bpf when the host has none.
+#include "sockmapd/bpffs.hpp"
+
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "sockmapd/error.hpp"
+
+namespace sockmapd {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path nearest_existing(fs::path path)
+{
+    while (!path.empty() && !fs::exists(path))
+        path = path.parent_path();
+    return path.empty() ? fs::path("/") : path;
+}
+
+} // namespace
+
+bool is_on_bpffs(const std::string& path)
+{
+    struct statfs st {};
+    return ::statfs(path.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+PinPathPlan plan_pin_path(const std::string& pin_path)
+{
+    fs::path pin(pin_path);
+    if (!pin.is_absolute())
+        throw Error("--pin-path " + pin_path + " must be an absolute path on bpffs, e.g. " + kDefaultPinPath);
+    if (fs::exists(pin) && !fs::is_directory(pin))
+        throw Error("--pin-path " + pin_path + " exists and is not a directory; choose a directory on bpffs");
+    fs::path existing = nearest_existing(pin);
+    if (is_on_bpffs(existing))
+        return {};
+    // Only the conventional mount point is mounted on the user's behalf.
+    fs::path mount_point(kDefaultBpffsMount);
+    bool under_default = pin.lexically_normal().string().rfind(mount_point.string() + "/", 0) == 0;
+    if (under_default && fs::is_directory(mount_point) && existing == mount_point)
+        return {.mount_bpffs = true};
+    throw Error("--pin-path " + pin_path + " is not on a bpffs filesystem (" + existing.string() +
+                " is not bpffs); mount bpffs there ('mount -t bpf bpf DIR') or use a path under " +
+                kDefaultBpffsMount);
+}
+
+void prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan)
+{
+    if (plan.mount_bpffs) {
+        if (::mount("bpf", kDefaultBpffsMount, "bpf", 0, "mode=0700") != 0)
+            throw_errno(errno, std::string("mount bpffs at ") + kDefaultBpffsMount);
+    }
+    if (::mkdir(pin_path.c_str(), 0700) != 0 && errno != EEXIST)
+        throw_errno(errno, "create pin directory " + pin_path);
+}
+
+} // namespace sockmapd

@@ -1,0 +1,33 @@
+// sockmapctl: the operator's view of a running (or stopped) sockmapd, from its pinned maps.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "sockmapd/bpffs.hpp"
+#include "sockmapd/pinned.hpp"
+#include "sockmapd/version.h"
+
+int main(int argc, char** argv)
+{
+    std::string pin_path = sockmapd::kDefaultPinPath;
+    bool json = false;
+
+    CLI::App app{"sockmapctl: inspect and operate sockmapd"};
+    app.set_version_flag("--version", SOCKMAPD_VERSION);
+    app.require_subcommand(1);
+    auto* status = app.add_subcommand("status", "attached cgroup, programs, sockets, pairs and counters");
+    status->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
+    status->add_flag("--json", json, "machine-readable output");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        sockmapd::PinnedDatapath datapath(pin_path);
+        auto report = datapath.status();
+        std::cout << (json ? sockmapd::format_status_json(report) : sockmapd::format_status_text(report));
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sockmapctl: %s\n", e.what());
+        return 1;
+    }
+}

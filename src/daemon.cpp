@@ -1,0 +1,95 @@
+// Daemon life cycle: validate everything, then load, attach, announce, and wait for a signal.
+#include "sockmapd/daemon.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "sockmapd/bpffs.hpp"
+#include "sockmapd/cgroup.hpp"
+#include "sockmapd/datapath.hpp"
+#include "sockmapd/error.hpp"
+#include "sockmapd/instance_lock.hpp"
+#include "sockmapd/preflight.hpp"
+#include "sockmapd/version.h"
+
+namespace sockmapd {
+namespace {
+
+void throw_first(const std::vector<PreflightIssue>& issues)
+{
+    if (!issues.empty())
+        throw Error(issues.front().what + "; " + issues.front().remedy);
+}
+
+struct smd_info make_info(const std::string& cgroup)
+{
+    struct smd_info info {};
+    info.abi = SMD_ABI_VERSION;
+    info.daemon_pid = static_cast<std::uint32_t>(::getpid());
+    info.started_unix = static_cast<std::uint64_t>(std::time(nullptr));
+    info.cgroup_id = cgroup_id(cgroup);
+    std::strncpy(info.cgroup_path, cgroup.c_str(), sizeof(info.cgroup_path) - 1);
+    std::strncpy(info.version, SOCKMAPD_VERSION, sizeof(info.version) - 1);
+    return info;
+}
+
+// SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and taken here synchronously.
+void wait_for_stop()
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig = sigwaitinfo(&set, nullptr);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            throw_errno(errno, "wait for signals");
+        }
+        if (sig == SIGHUP) {
+            spdlog::info("SIGHUP: nothing to reload yet");
+            continue;
+        }
+        spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+} // namespace
+
+void run_daemon(const DaemonConfig& config)
+{
+    // Everything that can be checked without changing the system is checked first.
+    throw_first(check_privileges());
+    std::string cgroup = config.cgroup.empty() ? detect_cgroup2_root() : config.cgroup;
+    validate_cgroup_dir(cgroup);
+    PinPathPlan plan = plan_pin_path(config.pin_path);
+    throw_first(check_kernel_features());
+
+    prepare_pin_path(config.pin_path, plan);
+    InstanceLock lock(config.pin_path);
+    Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
+    datapath.attach_sk_msg();
+    Fd cgroup_fd = open_cgroup_dir(cgroup);
+    datapath.attach_sockops(cgroup_fd.get(), cgroup);
+    struct smd_info info = make_info(cgroup);
+    datapath.publish_info(info);
+    datapath.commit_pins();
+    spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
+
+    wait_for_stop();
+
+    info.daemon_pid = 0;
+    datapath.publish_info(info);
+    spdlog::info("detaching sock_ops; paired connections keep their redirect through the maps pinned at {}",
+                 config.pin_path);
+}
+
+} // namespace sockmapd

@@ -1,0 +1,166 @@
+// Loads the BPF skeleton with maps pinned (and reused) under the pin path, and attaches its programs.
+#include "sockmapd/datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "sockmapd/error.hpp"
+#include "sockmapd/skeleton.hpp"
+#include "smd.skel.h"
+
+namespace sockmapd {
+namespace {
+
+using SmdSkeleton = Skeleton<struct smd, &smd__open_opts, &smd__load, &smd__destroy>;
+
+struct LinkDeleter {
+    void operator()(struct bpf_link* link) const { bpf_link__destroy(link); }
+};
+using Link = std::unique_ptr<struct bpf_link, LinkDeleter>;
+
+bool path_exists(const std::string& path)
+{
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+// max_entries of an already pinned map, so that reusing it does not fail on a size mismatch.
+std::uint32_t pinned_max_entries(const std::string& path)
+{
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        throw_errno(errno, "open pinned map " + path);
+    struct bpf_map_info info {};
+    std::uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(fd, &info, &len);
+    int saved = errno;
+    ::close(fd);
+    if (err)
+        throw_errno(saved, "inspect pinned map " + path);
+    return info.max_entries;
+}
+
+void check_pinned_abi(const std::string& info_path)
+{
+    if (!path_exists(info_path))
+        return;
+    int fd = bpf_obj_get(info_path.c_str());
+    if (fd < 0)
+        throw_errno(errno, "open pinned map " + info_path);
+    struct smd_info info {};
+    std::uint32_t zero = 0;
+    int err = bpf_map_lookup_elem(fd, &zero, &info);
+    ::close(fd);
+    if (err == 0 && info.abi != 0 && info.abi != SMD_ABI_VERSION)
+        throw Error("maps pinned at " + std::filesystem::path(info_path).parent_path().string() +
+                    " are from an incompatible sockmapd (ABI " + std::to_string(info.abi) + ", this is " +
+                    std::to_string(SMD_ABI_VERSION) + "); uninstall that version first or pass another --pin-path");
+}
+
+} // namespace
+
+struct Datapath::Impl {
+    SmdSkeleton skel;
+    std::string pin_path;
+    std::vector<struct bpf_map*> created_pins; // pinned by this process: removed again if start-up fails
+    bool sk_msg_attached = false;
+    bool committed = false;
+    Link sockops_link;
+
+    ~Impl()
+    {
+        sockops_link.reset();
+        if (committed)
+            return;
+        for (auto* map : created_pins)
+            bpf_map__unpin(map, nullptr);
+        if (!created_pins.empty())
+            ::rmdir(pin_path.c_str());
+    }
+};
+
+Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl>())
+{
+    auto& skel = impl_->skel;
+    impl_->pin_path = options.pin_path;
+    check_pinned_abi(options.pin_path + "/smd_info");
+
+    std::vector<struct bpf_map*> fresh;
+    struct bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj)
+    {
+        std::string path = options.pin_path + "/" + bpf_map__name(map);
+        if (int err = bpf_map__set_pin_path(map, path.c_str()))
+            throw_errno(-err, "set pin path " + path);
+        bool sized = map == skel->maps.smd_sockhash || map == skel->maps.smd_pairs;
+        if (path_exists(path)) {
+            if (sized) {
+                std::uint32_t pinned = pinned_max_entries(path);
+                if (pinned != options.max_sockets)
+                    spdlog::warn("reusing pinned {} with {} entries; --max-sockets {} applies after uninstall",
+                                 bpf_map__name(map), pinned, options.max_sockets);
+                bpf_map__set_max_entries(map, pinned);
+            }
+        } else {
+            if (sized)
+                bpf_map__set_max_entries(map, options.max_sockets);
+            fresh.push_back(map);
+        }
+    }
+
+    try {
+        skel.load();
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + "; if maps are pinned at " + options.pin_path +
+                    " by another sockmapd version, uninstall it first or pass another --pin-path");
+    }
+    impl_->created_pins = std::move(fresh);
+    spdlog::info("loaded BPF programs; maps pinned at {} ({} reused)", options.pin_path,
+                 6 - impl_->created_pins.size());
+}
+
+Datapath::~Datapath() = default;
+
+void Datapath::attach_sk_msg()
+{
+    auto& skel = impl_->skel;
+    int err = bpf_prog_attach(bpf_program__fd(skel->progs.smd_sk_msg), bpf_map__fd(skel->maps.smd_sockhash),
+                              BPF_SK_MSG_VERDICT, 0);
+    if (err)
+        throw_errno(errno, "attach sk_msg program to smd_sockhash");
+    impl_->sk_msg_attached = true;
+    spdlog::info("attached sk_msg program smd_sk_msg to map smd_sockhash");
+}
+
+void Datapath::attach_sockops(int cgroup_fd, const std::string& cgroup_path)
+{
+    struct bpf_link* link = bpf_program__attach_cgroup(impl_->skel->progs.smd_sockops, cgroup_fd);
+    if (!link)
+        throw_errno(errno, "attach sock_ops to " + cgroup_path);
+    impl_->sockops_link.reset(link);
+    spdlog::info("attached sock_ops program smd_sockops to cgroup {}", cgroup_path);
+}
+
+void Datapath::publish_info(const struct smd_info& info)
+{
+    std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.smd_info), &zero, &info, BPF_ANY) != 0)
+        throw_errno(errno, "write smd_info");
+}
+
+void Datapath::commit_pins()
+{
+    impl_->committed = true;
+}
+
+int Datapath::counters_fd() const
+{
+    return bpf_map__fd(impl_->skel->maps.smd_counters);
+}
+
+} // namespace sockmapd

@@ -1,0 +1,64 @@
+// sockmapd: parse flags, block the stop/reload signals, run the daemon, map failures to one line.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "sockmapd/bpffs.hpp"
+#include "sockmapd/daemon.hpp"
+#include "sockmapd/error.hpp"
+#include "sockmapd/log.hpp"
+#include "sockmapd/version.h"
+
+namespace {
+
+// Blocks SIGTERM/SIGINT/SIGHUP for the process so that the daemon takes them synchronously.
+class ScopedSignalMask {
+public:
+    ScopedSignalMask()
+    {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, &previous_);
+    }
+    ~ScopedSignalMask() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+    ScopedSignalMask(const ScopedSignalMask&) = delete;
+    ScopedSignalMask& operator=(const ScopedSignalMask&) = delete;
+
+private:
+    sigset_t previous_;
+};
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    sockmapd::DaemonConfig config;
+    config.pin_path = sockmapd::kDefaultPinPath;
+
+    CLI::App app{"sockmapd: accelerates TCP connections between local sockets with eBPF sockmap"};
+    app.set_version_flag("--version", SOCKMAPD_VERSION);
+    app.add_option("--cgroup", config.cgroup,
+                   "cgroup v2 directory whose processes' connections are accelerated (default: the cgroup v2 mount)");
+    app.add_option("--pin-path", config.pin_path, "bpffs directory for the pinned maps")->capture_default_str();
+    app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+    app.add_option("--max-sockets", config.max_sockets, "capacity of the sockhash (sockets accelerated at once)")
+        ->check(CLI::Range(2u, 1u << 24))
+        ->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        sockmapd::setup_logging(config.log_level);
+        ScopedSignalMask signals;
+        sockmapd::run_daemon(config);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sockmapd: %s\n", e.what());
+        return 1;
+    }
+}

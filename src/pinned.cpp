@@ -1,0 +1,165 @@
+// sockmapctl's view of the pinned maps: socket and pair counts, counters, programs, daemon info.
+#include "sockmapd/pinned.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sockmapd/error.hpp"
+
+namespace sockmapd {
+namespace {
+
+Fd open_pinned(const std::string& pin_path, const char* name)
+{
+    std::string path = pin_path + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT)
+            throw Error("nothing pinned at " + path + "; is sockmapd installed with --pin-path " + pin_path + "?");
+        throw_errno(err, "open pinned map " + path);
+    }
+    return Fd(fd);
+}
+
+struct bpf_map_info map_info(int fd)
+{
+    struct bpf_map_info info {};
+    std::uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        throw_errno(errno, "inspect map");
+    return info;
+}
+
+// Visits every key of a hash map; deleted-while-iterating keys may be skipped, which is fine for counts.
+template <typename Key, typename Visit>
+void for_each_key(int fd, Visit visit)
+{
+    Key key {}, next {};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        visit(next);
+        key = next;
+        prev = &key;
+    }
+}
+
+std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
+{
+    std::vector<ProgramInfo> programs;
+    std::uint32_t id = 0;
+    while (bpf_prog_get_next_id(id, &id) == 0) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0)
+            continue;
+        std::uint32_t map_ids[16] = {};
+        struct bpf_prog_info info {};
+        info.nr_map_ids = 16;
+        info.map_ids = reinterpret_cast<std::uint64_t>(map_ids);
+        std::uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+            std::find(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 16), map_id) !=
+                map_ids + std::min<std::uint32_t>(info.nr_map_ids, 16)) {
+            const char* type = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(info.type));
+            programs.push_back({info.id, info.name, type ? type : "unknown", info.run_cnt, info.run_time_ns});
+        }
+        ::close(fd);
+    }
+    return programs;
+}
+
+} // namespace
+
+PinnedDatapath::PinnedDatapath(const std::string& pin_path)
+    : pin_path_(pin_path),
+      sockhash_(open_pinned(pin_path, "smd_sockhash")),
+      pairs_(open_pinned(pin_path, "smd_pairs")),
+      counters_(open_pinned(pin_path, "smd_counters")),
+      info_(open_pinned(pin_path, "smd_info"))
+{
+}
+
+StatusReport PinnedDatapath::status() const
+{
+    StatusReport report;
+    report.pin_path = pin_path_;
+    std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(info_.get(), &zero, &report.info) != 0)
+        throw_errno(errno, "read smd_info");
+    report.daemon_running = report.info.daemon_pid != 0 && ::kill(static_cast<pid_t>(report.info.daemon_pid), 0) == 0;
+
+    auto sockhash_info = map_info(sockhash_.get());
+    report.max_sockets = sockhash_info.max_entries;
+    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++report.sockets; });
+    for_each_key<struct smd_pair_key>(pairs_.get(), [&](const struct smd_pair_key& key) {
+        struct smd_pair_state state {};
+        if (bpf_map_lookup_elem(pairs_.get(), &key, &state) != 0)
+            return;
+        if (state.flags & SMD_PAIR_PASSIVE_IN)
+            ++report.pairs;
+        else
+            ++report.half_pairs;
+    });
+    report.counters = read_counters(counters_.get());
+    report.programs = programs_using(sockhash_info.id);
+    return report;
+}
+
+std::string format_status_json(const StatusReport& report)
+{
+    nlohmann::ordered_json out;
+    out["pin_path"] = report.pin_path;
+    out["abi"] = report.info.abi;
+    out["version"] = std::string(report.info.version);
+    out["cgroup"] = std::string(report.info.cgroup_path);
+    out["cgroup_id"] = report.info.cgroup_id;
+    out["daemon_pid"] = report.info.daemon_pid;
+    out["daemon_running"] = report.daemon_running;
+    out["started_unix"] = report.info.started_unix;
+    out["max_sockets"] = report.max_sockets;
+    out["sockets"] = report.sockets;
+    out["pairs"] = report.pairs;
+    out["half_pairs"] = report.half_pairs;
+    auto& counters = out["counters"] = nlohmann::ordered_json::object();
+    for (int i = 0; i < SMD_CTR_MAX; ++i)
+        counters[std::string(counter_name(static_cast<enum smd_counter>(i)))] = report.counters[i];
+    auto& programs = out["programs"] = nlohmann::ordered_json::array();
+    for (const auto& p : report.programs)
+        programs.push_back({{"id", p.id}, {"name", p.name}, {"type", p.type}, {"run_count", p.run_count},
+                            {"run_time_ns", p.run_time_ns}});
+    return out.dump(2) + "\n";
+}
+
+std::string format_status_text(const StatusReport& report)
+{
+    std::ostringstream out;
+    out << "pin path:    " << report.pin_path << "\n";
+    out << "cgroup:      " << report.info.cgroup_path << " (id " << report.info.cgroup_id << ")\n";
+    if (report.daemon_running) {
+        auto uptime = std::time(nullptr) - static_cast<std::time_t>(report.info.started_unix);
+        out << "daemon:      running, pid " << report.info.daemon_pid << ", version " << report.info.version
+            << ", up " << uptime << "s\n";
+    } else {
+        out << "daemon:      not running (paired connections keep their redirect; new ones are not paired)\n";
+    }
+    out << "sockets:     " << report.sockets << " of " << report.max_sockets << " in smd_sockhash\n";
+    out << "pairs:       " << report.pairs << " active, " << report.half_pairs << " waiting for their peer\n";
+    out << "programs:\n";
+    for (const auto& p : report.programs)
+        out << "  " << p.id << " " << p.name << " (" << p.type << ") runs " << p.run_count << ", "
+            << p.run_time_ns << " ns\n";
+    out << "counters:\n";
+    for (int i = 0; i < SMD_CTR_MAX; ++i)
+        out << "  " << counter_name(static_cast<enum smd_counter>(i)) << " " << report.counters[i] << "\n";
+    return out.str();
+}
+
+} // namespace sockmapd
