@@ -1,0 +1,103 @@
+// Starting, probing and stopping the sockmapd binary for integration tests.
+#include "daemon.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "env.hpp"
+
+namespace smdtest {
+
+Daemon::Daemon(std::string cgroup)
+    : cgroup_(std::move(cgroup)),
+      pin_path_("/sys/fs/bpf/" + unique_name("smd-test")),
+      log_path_("/tmp/" + unique_name("smd-test") + "-sockmapd.log")
+{
+}
+
+Daemon::~Daemon()
+{
+    if (process_.running())
+        stop(SIGTERM);
+    process_.kill_and_reap();
+    remove_pins(pin_path_);
+    if (!::testing::Test::HasFailure())
+        std::filesystem::remove(log_path_);
+    else
+        std::fprintf(stderr, "sockmapd log kept at %s\n", log_path_.c_str());
+}
+
+void Daemon::start(const std::vector<std::string>& extra_args)
+{
+    std::vector<std::string> argv{sockmapd_bin(), "--cgroup", cgroup_, "--pin-path", pin_path_, "--log-level", "debug"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    process_ = Process(argv, {.output_file = log_path_});
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!process_.running()) {
+            ADD_FAILURE() << "sockmapd exited during start-up:\n" << log();
+            return;
+        }
+        std::string out;
+        if (run_command({sockmapctl_bin(), "status", "--json", "--pin-path", pin_path_}, &out) == 0) {
+            auto status = nlohmann::json::parse(out, nullptr, false);
+            if (!status.is_discarded() && status.value("daemon_running", false) &&
+                status["programs"].size() >= 2 &&
+                status.value("daemon_pid", 0u) == static_cast<unsigned>(process_.pid()))
+                return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "sockmapd not ready after 15 s:\n" << log();
+}
+
+void Daemon::stop(int sig)
+{
+    process_.signal(sig);
+    if (!process_.wait(std::chrono::seconds(10)))
+        ADD_FAILURE() << "sockmapd did not exit within 10 s of signal " << sig;
+}
+
+std::string Daemon::log() const
+{
+    std::ifstream in(log_path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+nlohmann::json Daemon::status() const
+{
+    std::string out;
+    int code = run_command({sockmapctl_bin(), "status", "--json", "--pin-path", pin_path_}, &out);
+    EXPECT_EQ(code, 0) << "sockmapctl status failed: " << out;
+    auto status = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_FALSE(status.is_discarded()) << "sockmapctl status printed no JSON: " << out;
+    return status.is_discarded() ? nlohmann::json::object() : status;
+}
+
+std::uint64_t Daemon::counter(const std::string& name) const
+{
+    auto status = this->status();
+    if (!status.contains("counters") || !status["counters"].contains(name)) {
+        ADD_FAILURE() << "no counter " << name << " in sockmapctl status";
+        return 0;
+    }
+    return status["counters"][name].get<std::uint64_t>();
+}
+
+void remove_pins(const std::string& pin_path)
+{
+    std::error_code ec;
+    std::filesystem::remove_all(pin_path, ec);
+    if (ec)
+        ADD_FAILURE() << "remove pins " << pin_path << ": " << ec.message();
+}
+
+} // namespace smdtest

@@ -1,0 +1,61 @@
+// Network namespaces through iproute2, so they are visible (and removable) by name like a user's.
+#include "netns.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "env.hpp"
+#include "process.hpp"
+
+namespace smdtest {
+
+NetNs::NetNs(const std::string& prefix) : name_(unique_name(prefix))
+{
+    must_run({"ip", "netns", "add", name_});
+    ip({"link", "set", "lo", "up"});
+}
+
+NetNs::~NetNs()
+{
+    if (run_command({"ip", "netns", "del", name_}) != 0)
+        ADD_FAILURE() << "could not delete network namespace " << name_;
+}
+
+void NetNs::ip(const std::vector<std::string>& args) const
+{
+    std::vector<std::string> argv{"ip", "-n", name_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    must_run(argv);
+}
+
+void NetNs::exec(const std::vector<std::string>& argv) const
+{
+    std::vector<std::string> full{"ip", "netns", "exec", name_};
+    full.insert(full.end(), argv.begin(), argv.end());
+    must_run(full);
+}
+
+InNetns::InNetns(const NetNs& ns) : saved_(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC))
+{
+    std::string path = "/run/netns/" + ns.name();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0)
+        ADD_FAILURE() << "setns " << path << ": " << std::strerror(errno);
+    if (fd >= 0)
+        ::close(fd);
+}
+
+InNetns::~InNetns()
+{
+    if (saved_ >= 0) {
+        if (::setns(saved_, CLONE_NEWNET) != 0)
+            ADD_FAILURE() << "setns back: " << std::strerror(errno);
+        ::close(saved_);
+    }
+}
+
+} // namespace smdtest

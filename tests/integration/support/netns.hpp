@@ -1,0 +1,38 @@
+// Named network namespaces for tests, and a guard that creates sockets inside one from this thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace smdtest {
+
+class NetNs {
+public:
+    explicit NetNs(const std::string& prefix = "smd");
+    ~NetNs();
+    NetNs(const NetNs&) = delete;
+    NetNs& operator=(const NetNs&) = delete;
+
+    const std::string& name() const { return name_; }
+    // Runs `ip -n NAME args...` and fails the test if it fails.
+    void ip(const std::vector<std::string>& args) const;
+    // Runs a command inside the namespace (ip netns exec) and fails the test if it fails.
+    void exec(const std::vector<std::string>& argv) const;
+
+private:
+    std::string name_;
+};
+
+// While alive, this thread is in the namespace; sockets created meanwhile stay in it for good.
+class InNetns {
+public:
+    explicit InNetns(const NetNs& ns);
+    ~InNetns();
+    InNetns(const InNetns&) = delete;
+    InNetns& operator=(const InNetns&) = delete;
+
+private:
+    int saved_ = -1;
+};
+
+} // namespace smdtest
