@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -50,6 +51,13 @@ void for_each_key(int fd, Visit visit)
         key = next;
         prev = &key;
     }
+}
+
+// smd_info strings come from a map anyone with the pin can write: never read past their buffer.
+template <std::size_t N>
+std::string bounded_string(const char (&buffer)[N])
+{
+    return std::string(buffer, ::strnlen(buffer, N));
 }
 
 std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
@@ -118,8 +126,8 @@ std::string format_status_json(const StatusReport& report)
     nlohmann::ordered_json out;
     out["pin_path"] = report.pin_path;
     out["abi"] = report.info.abi;
-    out["version"] = std::string(report.info.version);
-    out["cgroup"] = std::string(report.info.cgroup_path);
+    out["version"] = bounded_string(report.info.version);
+    out["cgroup"] = bounded_string(report.info.cgroup_path);
     out["cgroup_id"] = report.info.cgroup_id;
     out["daemon_pid"] = report.info.daemon_pid;
     out["daemon_running"] = report.daemon_running;
@@ -135,18 +143,20 @@ std::string format_status_json(const StatusReport& report)
     for (const auto& p : report.programs)
         programs.push_back({{"id", p.id}, {"name", p.name}, {"type", p.type}, {"run_count", p.run_count},
                             {"run_time_ns", p.run_time_ns}});
-    return out.dump(2) + "\n";
+    // Cgroup names are bytes, not UTF-8: replace what JSON cannot carry instead of failing the whole status.
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string format_status_text(const StatusReport& report)
 {
     std::ostringstream out;
     out << "pin path:    " << report.pin_path << "\n";
-    out << "cgroup:      " << report.info.cgroup_path << " (id " << report.info.cgroup_id << ")\n";
+    out << "cgroup:      " << bounded_string(report.info.cgroup_path) << " (id " << report.info.cgroup_id
+        << ")\n";
     if (report.daemon_running) {
         auto uptime = std::time(nullptr) - static_cast<std::time_t>(report.info.started_unix);
-        out << "daemon:      running, pid " << report.info.daemon_pid << ", version " << report.info.version
-            << ", up " << uptime << "s\n";
+        out << "daemon:      running, pid " << report.info.daemon_pid << ", version "
+            << bounded_string(report.info.version) << ", up " << uptime << "s\n";
     } else {
         out << "daemon:      not running (paired connections keep their redirect; new ones are not paired)\n";
     }

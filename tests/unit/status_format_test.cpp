@@ -1,0 +1,129 @@
+// sockmapctl status output: the JSON keys scripts rely on and the text a human reads.
+#include "sockmapd/pinned.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "unit_helpers.hpp"
+
+namespace sockmapd {
+namespace {
+
+using nlohmann::json;
+
+StatusReport sample_report()
+{
+    StatusReport report;
+    report.pin_path = "/sys/fs/bpf/sockmapd";
+    report.info.abi = SMD_ABI_VERSION;
+    report.info.daemon_pid = 4242;
+    report.info.cgroup_id = 9876;
+    std::strcpy(report.info.cgroup_path, "/sys/fs/cgroup/unified/app");
+    std::strcpy(report.info.version, "0.1.0");
+    report.daemon_running = true;
+    report.max_sockets = SMD_DEFAULT_MAX_SOCKETS;
+    report.sockets = 6;
+    report.pairs = 2;
+    report.half_pairs = 1;
+    for (int i = 0; i < SMD_CTR_MAX; ++i)
+        report.counters[i] = 1000 + i;
+    report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
+    return report;
+}
+
+TEST(FormatStatusJson, ParsesAndCarriesEveryField)
+{
+    auto out = json::parse(format_status_json(sample_report()));
+    EXPECT_EQ(out["pin_path"], "/sys/fs/bpf/sockmapd");
+    EXPECT_EQ(out["cgroup"], "/sys/fs/cgroup/unified/app");
+    EXPECT_EQ(out["cgroup_id"], 9876);
+    EXPECT_EQ(out["version"], "0.1.0");
+    EXPECT_EQ(out["abi"], SMD_ABI_VERSION);
+    EXPECT_EQ(out["daemon_running"], true);
+    EXPECT_EQ(out["daemon_pid"], 4242);
+    EXPECT_EQ(out["max_sockets"], SMD_DEFAULT_MAX_SOCKETS);
+    EXPECT_EQ(out["sockets"], 6);
+    EXPECT_EQ(out["pairs"], 2);
+    EXPECT_EQ(out["half_pairs"], 1);
+}
+
+TEST(FormatStatusJson, CountersAreKeyedByEveryCounterName)
+{
+    auto counters = json::parse(format_status_json(sample_report()))["counters"];
+    ASSERT_TRUE(counters.is_object());
+    EXPECT_EQ(counters.size(), static_cast<std::size_t>(SMD_CTR_MAX));
+    for (int i = 0; i < SMD_CTR_MAX; ++i) {
+        std::string name(counter_name(static_cast<enum smd_counter>(i)));
+        ASSERT_TRUE(counters.contains(name)) << name;
+        EXPECT_EQ(counters[name], 1000 + i) << name;
+    }
+}
+
+TEST(FormatStatusJson, ProgramsAreAnArrayOfObjects)
+{
+    auto programs = json::parse(format_status_json(sample_report()))["programs"];
+    ASSERT_EQ(programs.size(), 2u);
+    EXPECT_EQ(programs[0], json({{"id", 17}, {"name", "smd_sockops"}, {"type", "sock_ops"}, {"run_count", 12},
+                                 {"run_time_ns", 3400}}));
+    EXPECT_EQ(programs[1]["name"], "smd_sk_msg");
+
+    StatusReport none = sample_report();
+    none.programs.clear();
+    EXPECT_EQ(json::parse(format_status_json(none))["programs"], json::array());
+}
+
+// smd_info comes from a pinned map: a string filling its whole buffer must not run into the next field.
+TEST(FormatStatusJson, UnterminatedInfoStringsStayInsideTheirBuffers)
+{
+    StatusReport report = sample_report();
+    std::memset(report.info.cgroup_path, 'c', sizeof(report.info.cgroup_path));
+    std::memset(report.info.version, 'v', sizeof(report.info.version));
+    auto out = json::parse(format_status_json(report));
+    EXPECT_EQ(out["cgroup"], std::string(SMD_INFO_PATH_MAX, 'c'));
+    EXPECT_EQ(out["version"], std::string(SMD_INFO_VERSION_MAX, 'v'));
+}
+
+// A cgroup directory name is any bytes; one that is not UTF-8 must not make the whole status fail.
+TEST(FormatStatusJson, NonUtf8CgroupPathIsReplacedNotFatal)
+{
+    StatusReport report = sample_report();
+    std::strcpy(report.info.cgroup_path, "/sys/fs/cgroup/caf\xe9");
+    std::string json_text;
+    ASSERT_NO_THROW(json_text = format_status_json(report));
+    EXPECT_EQ(json::parse(json_text)["cgroup"], "/sys/fs/cgroup/caf\xef\xbf\xbd"); // U+FFFD
+}
+
+TEST(FormatStatusText, RunningDaemon)
+{
+    auto text = format_status_text(sample_report());
+    EXPECT_CONTAINS(text, "pin path:    /sys/fs/bpf/sockmapd\n");
+    EXPECT_CONTAINS(text, "cgroup:      /sys/fs/cgroup/unified/app (id 9876)\n");
+    EXPECT_CONTAINS(text, "daemon:      running, pid 4242, version 0.1.0, up ");
+    EXPECT_CONTAINS(text, "sockets:     6 of 65536 in smd_sockhash\n");
+    EXPECT_CONTAINS(text, "pairs:       2 active, 1 waiting for their peer\n");
+    EXPECT_CONTAINS(text, "  17 smd_sockops (sock_ops) runs 12, 3400 ns\n");
+    EXPECT_CONTAINS(text, "  syn_hints 1000\n");
+    EXPECT_CONTAINS(text, "  pairs_closed " + std::to_string(1000 + SMD_CTR_PAIRS_CLOSED) + "\n");
+}
+
+TEST(FormatStatusText, StoppedDaemonSaysWhatStillWorks)
+{
+    StatusReport report = sample_report();
+    report.daemon_running = false;
+    auto text = format_status_text(report);
+    EXPECT_CONTAINS(text, "daemon:      not running (paired connections keep their redirect");
+    EXPECT_NOT_CONTAINS(text, "pid 4242");
+}
+
+TEST(FormatStatusText, UnterminatedInfoStringsStayInsideTheirBuffers)
+{
+    StatusReport report = sample_report();
+    std::memset(report.info.cgroup_path, 'c', sizeof(report.info.cgroup_path));
+    auto text = format_status_text(report);
+    EXPECT_CONTAINS(text, "cgroup:      " + std::string(SMD_INFO_PATH_MAX, 'c') + " (id 9876)\n");
+}
+
+} // namespace
+} // namespace sockmapd
