@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Benchmarks sockmapd against plain TCP in one run (own cgroup, own netns) and writes bench/results/<date>-<host>.md.
+#
+#   sudo bench/run.sh [--quick] [--reps N] [--scenario local,nonlocal,connrate] [--build-dir DIR] [--out FILE.md]
+#   sudo make -C build bench        (or bench-quick)
+#
+# Every point runs R times with and without sockmapd, alternating which goes first; the table shows medians,
+# min-max spread and the ratio sockmapd/baseline. The daemon's counters are read around every accelerated
+# sample so the report can show that local points were redirected and non-local ones were left alone.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build_dir="$repo/build"
+reps=5
+duration=5
+warmup=1
+rr_count=100000
+scenarios="local,nonlocal,connrate"
+out=""
+quick=0
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<EOF
+
+Options:
+  --quick            smoke run: 1 s per point, 20000 round trips, R=3
+  --reps N           repetitions per point and variant (default $reps)
+  --duration S       measured seconds for stream and connrate points (default $duration)
+  --rr-count N       measured round trips per rr point (default $rr_count)
+  --scenario LIST    comma-separated subset of: local, nonlocal, connrate (default all)
+  --build-dir DIR    where smd_bench, sockmapd and sockmapctl are (default build/; built if missing)
+  --out FILE         markdown report (default bench/results/<date>-<host>.md; raw samples next to it as .jsonl)
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; reps=3; duration=1; warmup=0.5; rr_count=20000 ;;
+    --reps) reps=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --rr-count) rr_count=$2; shift ;;
+    --scenario) scenarios=$2; shift ;;
+    --build-dir) build_dir=$(realpath "$2"); shift ;;
+    --out) out=$(realpath -m "$2"); shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (BPF, cgroups, network namespaces): sudo $0"
+
+# --- tools -----------------------------------------------------------------------------------------
+need_pkgs=()
+command -v jq >/dev/null || need_pkgs+=(jq)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+bench_bin="$build_dir/smd_bench"
+sockmapd_bin="$build_dir/sockmapd"
+sockmapctl_bin="$build_dir/sockmapctl"
+if [ ! -x "$bench_bin" ] || [ ! -x "$sockmapd_bin" ] || [ ! -x "$sockmapctl_bin" ]; then
+  log "building smd_bench, sockmapd and sockmapctl in $build_dir"
+  "$repo/scripts/install-deps.sh"
+  cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build_dir" -j"$(nproc)" --target smd_bench sockmapd sockmapctl >/dev/null
+fi
+
+# --- everything this run creates, and its removal on any exit ---------------------------------------
+tag="smd-bench-$$"
+cg_root=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+  /proc/self/mountinfo | head -n1)
+[ -n "$cg_root" ] || die "no cgroup v2 mount in /proc/self/mountinfo"
+cg_orig="$cg_root$(sed -n 's/^0:://p' /proc/self/cgroup)"
+cgroup="$cg_root/$tag"
+pin_path="/sys/fs/bpf/$tag"
+ns_lo="$tag-lo"   # loopback scenarios: client and server share it
+ns_a="$tag-a"     # non-local: client
+ns_b="$tag-b"     # non-local: server, over a veth pair
+tmp=$(mktemp -d "/tmp/$tag.XXXXXX")
+daemon_pid=""
+created_ns=()
+cgroup_made=0
+
+stop_daemon() {
+  if [ -n "$daemon_pid" ]; then
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+    daemon_pid=""
+  fi
+  rm -rf "$pin_path"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_daemon
+  if [ "$cgroup_made" -eq 1 ]; then
+    echo $$ >"$cg_orig/cgroup.procs" 2>/dev/null || echo $$ >"$cg_root/cgroup.procs" || true
+    for _ in $(seq 50); do
+      # Anything still in our cgroup is ours (a bench client interrupted mid-run).
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$cgroup/cgroup.procs"
+      rmdir "$cgroup" 2>/dev/null && break
+      sleep 0.1
+    done
+    [ -d "$cgroup" ] && log "warning: could not remove $cgroup"
+  fi
+  for ns in "${created_ns[@]}"; do ip netns del "$ns" 2>/dev/null || log "warning: could not delete netns $ns"; done
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+mkdir "$cgroup"
+cgroup_made=1
+echo $$ >"$cgroup/cgroup.procs"
+
+make_ns() {
+  ip netns add "$1"
+  created_ns+=("$1")
+  ip -n "$1" link set lo up
+  # Short-lived connections must not run out of ports; these sysctls are per network namespace.
+  ip netns exec "$1" sysctl -qw net.ipv4.tcp_tw_reuse=1 "net.ipv4.ip_local_port_range=1024 65000"
+}
+make_ns "$ns_lo"
+make_ns "$ns_a"
+make_ns "$ns_b"
+ip -n "$ns_a" link add veth0 type veth peer name veth0 netns "$ns_b"
+ip -n "$ns_a" addr add 10.250.0.1/24 dev veth0
+ip -n "$ns_b" addr add 10.250.0.2/24 dev veth0
+ip -n "$ns_a" link set veth0 up
+ip -n "$ns_b" link set veth0 up
+
+# --- the daemon ------------------------------------------------------------------------------------
+start_daemon() {
+  "$sockmapd_bin" --cgroup "$cgroup" --pin-path "$pin_path" --log-level warn >>"$tmp/sockmapd.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 150); do
+    kill -0 "$daemon_pid" 2>/dev/null || die "sockmapd exited during start-up: $(tail -n 5 "$tmp/sockmapd.log")"
+    if "$sockmapctl_bin" status --json --pin-path "$pin_path" 2>/dev/null |
+      jq -e --argjson pid "$daemon_pid" '.daemon_running and (.programs | length) >= 2 and .daemon_pid == $pid' \
+        >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "sockmapd not ready after 15 s"
+}
+
+counters() { "$sockmapctl_bin" status --json --pin-path "$pin_path" | jq -c '.counters'; }
+
+# --- points ----------------------------------------------------------------------------------------
+# id|scenario|kind|smd_bench arguments; kind "tcp" runs with and without sockmapd, "ref" once (AF_UNIX).
+points=()
+lo_args="--server-netns $ns_lo --client-netns $ns_lo --listen-addr 127.0.0.1"
+nl_args="--server-netns $ns_b --client-netns $ns_a --listen-addr 10.250.0.2"
+st="--duration $duration --warmup $warmup"
+rr="--count $rr_count --warmup-count $((rr_count / 50))"
+if [[ ",$scenarios," == *,local,* ]]; then
+  for s in 1024 16384 65536; do
+    points+=("local-stream-$s|local|tcp|stream --size $s $st $lo_args")
+    points+=("unix-stream-$s|local|ref|stream --transport unix --size $s $st")
+  done
+  for s in 64 1024 16384; do
+    points+=("local-rr-$s|local|tcp|rr --size $s $rr $lo_args")
+    points+=("unix-rr-$s|local|ref|rr --transport unix --size $s $rr")
+  done
+fi
+if [[ ",$scenarios," == *,nonlocal,* ]]; then
+  points+=("nonlocal-stream-65536|nonlocal|tcp|stream --size 65536 $st $nl_args")
+  points+=("nonlocal-rr-64|nonlocal|tcp|rr --size 64 $rr $nl_args")
+  for c in 1 8; do points+=("nonlocal-connrate-$c|nonlocal|tcp|connrate --concurrency $c $st $nl_args"); done
+fi
+if [[ ",$scenarios," == *,connrate,* ]]; then
+  for c in 1 8; do points+=("local-connrate-$c|connrate|tcp|connrate --concurrency $c $st $lo_args"); done
+fi
+[ ${#points[@]} -gt 0 ] || die "no points selected by --scenario $scenarios"
+
+raw="$tmp/samples.jsonl"
+: >"$raw"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+total=0
+for p in "${points[@]}"; do [[ $p == *"|tcp|"* ]] && total=$((total + 2 * reps)) || total=$((total + reps)); done
+done_n=0
+
+# One sample: run smd_bench, tag its JSON line, and for sockmapd samples attach the counter deltas.
+run_sample() {
+  local id=$1 scenario=$2 variant=$3 rep=$4 args=$5 before="{}" after="{}" result
+  if [ "$variant" = sockmapd ]; then
+    start_daemon
+    before=$(counters)
+  fi
+  # shellcheck disable=SC2086  # args is a word list built above
+  if ! result=$("$bench_bin" $args 2>"$tmp/bench.err"); then
+    die "$id ($variant, rep $rep) failed: $(cat "$tmp/bench.err")"
+  fi
+  if [ "$variant" = sockmapd ]; then
+    after=$(counters)
+    stop_daemon
+  fi
+  jq -c --arg id "$id" --arg sc "$scenario" --arg v "$variant" --argjson rep "$rep" \
+    --argjson b "$before" --argjson a "$after" \
+    '. + {point: $id, scenario: $sc, variant: $v, rep: $rep,
+          counters: ($a | with_entries(.value -= ($b[.key] // 0)))}' <<<"$result" >>"$raw"
+  done_n=$((done_n + 1))
+  log "[$done_n/$total] $id $variant rep $rep: $(jq -r \
+    'if .mode == "stream" then "\(.gbit_s * 100 | round / 100) Gbit/s"
+     elif .mode == "rr" then "mean \(.mean_us * 10 | round / 10) us, p99 \(.p99_us * 10 | round / 10) us"
+     else "\(.conns_per_s | round) conn/s" end' <<<"$result")"
+}
+
+log "cgroup $cgroup, netns $ns_lo/$ns_a/$ns_b, ${#points[@]} points x $reps reps, $total samples"
+for rep in $(seq "$reps"); do
+  for p in "${points[@]}"; do
+    IFS='|' read -r id scenario kind args <<<"$p"
+    if [ "$kind" = ref ]; then
+      run_sample "$id" "$scenario" unix "$rep" "$args"
+    elif [ $((rep % 2)) -eq 1 ]; then
+      run_sample "$id" "$scenario" baseline "$rep" "$args"
+      run_sample "$id" "$scenario" sockmapd "$rep" "$args"
+    else
+      run_sample "$id" "$scenario" sockmapd "$rep" "$args"
+      run_sample "$id" "$scenario" baseline "$rep" "$args"
+    fi
+  done
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ----------------------------------------------------------------------------------------
+host=$(hostname -s)
+stamp=$(date +%Y-%m-%d)
+[ -n "$out" ] || out="$repo/bench/results/$stamp-$host$([ $quick -eq 1 ] && echo -quick).md"
+mkdir -p "$(dirname "$out")"
+cp "$raw" "${out%.md}.jsonl"
+
+# "median min max" of a metric over the samples of one point and variant.
+stat() {
+  jq -rs --arg p "$1" --arg v "$2" --arg m "$3" '
+    [.[] | select(.point == $p and .variant == $v) | .[$m]] | sort |
+    if length == 0 then "" else
+      (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $med |
+      "\($med) \(.[0]) \(.[-1])" end' "$raw"
+}
+# "min max" of the per-repetition ratio sockmapd/baseline (the two samples of a rep ran back to back).
+paired() {
+  jq -rs --arg p "$1" --arg m "$2" '
+    [group_by(.rep)[] | [.[] | select(.point == $p)] |
+      ((map(select(.variant == "sockmapd"))[0][$m]) / (map(select(.variant == "baseline"))[0][$m]))] |
+    "\(min) \(max)"' "$raw"
+}
+counter_sum() {
+  jq -rs --arg p "$1" --arg c "$2" '[.[] | select(.point == $p and .variant == "sockmapd") | .counters[$c] // 0] | add' "$raw"
+}
+fmt() { awk -v d="$2" -v x="$1" 'BEGIN { printf "%.*f", d, x }'; }
+cell() { # "median min max" -> "median (min-max)"
+  [ -n "$1" ] || { echo "-"; return; }
+  read -r med lo hi <<<"$1"
+  echo "$(fmt "$med" "$2") ($(fmt "$lo" "$2")–$(fmt "$hi" "$2"))"
+}
+ratio() { # two "median ..." strings -> median ratio
+  [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
+  awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN { printf "%.3f", a / b }'
+}
+ratio_cell() { # point metric
+  local base smd pr
+  base=$(stat "$1" baseline "$2")
+  smd=$(stat "$1" sockmapd "$2")
+  pr=$(paired "$1" "$2")
+  read -r lo hi <<<"$pr"
+  echo "**$(ratio "$smd" "$base")** ($(fmt "$lo" 3)–$(fmt "$hi" 3))"
+}
+accel_note() { # proves what the daemon did on this point
+  local redirected inserted
+  redirected=$(counter_sum "$1" redirected_bytes)
+  inserted=$(counter_sum "$1" sockets_inserted)
+  echo "$inserted sockets inserted, $(awk -v b="$redirected" 'BEGIN { printf "%.0f MiB", b / 1048576 }') redirected"
+}
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
+{
+  echo "# sockmapd benchmark, $stamp on $host$([ $quick -eq 1 ] && echo ' (quick smoke run)')"
+  echo
+  echo "## Machine"
+  echo
+  echo "- CPU: $cpu_model, $(nproc) cores${virt:+ ($virt guest)}"
+  echo "- Kernel: $(uname -r); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "- sockmapd: $("$sockmapd_bin" --version 2>/dev/null || echo unknown), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- Load average (1/5/15 min) at start: $load_start; at end: $load_end"
+  echo
+  echo "## Method"
+  echo
+  echo "- Tool: \`smd_bench\` (bench/smd_bench.cpp): client and server threads of one process, blocking sockets,"
+  echo "  each thread in its network namespace. stream: one connection, writes and reads of the message size,"
+  echo "  ${duration} s measured after ${warmup} s warm-up, rate at the receiver. rr: ping-pong of equal-size request and"
+  echo "  reply, TCP_NODELAY, ${rr_count} timed round trips after $((rr_count / 50)) warm-up ones. connrate: connect, 64 B"
+  echo "  request, 64 B reply, client closes; N client threads each served by a server thread; ${duration} s measured."
+  echo "- Everything ran in a fresh child cgroup ($tag) and fresh network namespaces: loopback points inside one"
+  echo "  namespace on 127.0.0.1; non-local points with the client in namespace A and the server in namespace B,"
+  echo "  joined by a veth pair (10.250.0.1 -> 10.250.0.2), which sockmapd must leave on plain TCP."
+  echo "- Each point ran $reps times with sockmapd and $reps times without, back to back and alternating which came"
+  echo "  first. For every sockmapd sample a fresh daemon was started (\`sockmapd --cgroup <that cgroup>\`) and stopped"
+  echo "  afterwards with its pins removed, so baseline samples ran with nothing attached."
+  echo "- Cells: median (min–max) over the $reps repetitions. Ratio: median(sockmapd) / median(baseline), then in"
+  echo "  parentheses the range of the per-repetition ratios of the back-to-back pairs."
+  echo "- Counters: the daemon's redirect counters, read before and after every sockmapd sample, are summed in the"
+  echo "  last column: they show that local points were accelerated and non-local ones were not."
+  echo
+  if [[ ",$scenarios," == *,local,* ]]; then
+    echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
+    echo
+    echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | Daemon counters |"
+    echo "|---|---|---|---|---|---|---|"
+    for s in 1024 16384 65536; do
+      b=$(stat "local-stream-$s" baseline gbit_s)
+      u=$(stat "unix-stream-$s" unix gbit_s)
+      echo "| $((s / 1024)) KiB | $(cell "$b" 2) | $(cell "$(stat "local-stream-$s" sockmapd gbit_s)" 2)" \
+        "| $(ratio_cell "local-stream-$s" gbit_s) | $(cell "$u" 2) | $(ratio "$u" "$b") | $(accel_note "local-stream-$s") |"
+    done
+    echo
+    echo "## Local loopback: request/response latency (µs, lower is better)"
+    echo
+    echo "| Message | Metric | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP |"
+    echo "|---|---|---|---|---|---|---|"
+    for s in 64 1024 16384; do
+      for m in mean p50 p90 p99; do
+        b=$(stat "local-rr-$s" baseline "${m}_us")
+        u=$(stat "unix-rr-$s" unix "${m}_us")
+        label=$([ "$s" -ge 1024 ] && echo "$((s / 1024)) KiB" || echo "$s B")
+        echo "| $label | $m | $(cell "$b" 1) | $(cell "$(stat "local-rr-$s" sockmapd "${m}_us")" 1)" \
+          "| $(ratio_cell "local-rr-$s" "${m}_us") | $(cell "$u" 1) | $(ratio "$u" "$b") |"
+      done
+    done
+    echo
+    echo "Daemon counters on the rr points: $(for s in 64 1024 16384; do printf '%s: %s; ' "$s B" "$(accel_note "local-rr-$s")"; done)"
+    echo
+  fi
+  if [[ ",$scenarios," == *,nonlocal,* ]]; then
+    echo "## Non-local peer (client and server in different namespaces over veth): what sockmapd costs where it cannot help"
+    echo
+    echo "| Point | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
+    echo "|---|---|---|---|---|---|"
+    row() { echo "| $1 | $3 | $(cell "$(stat "$2" baseline "$4")" "$5") | $(cell "$(stat "$2" sockmapd "$4")" "$5") | $(ratio_cell "$2" "$4") | $6 |"; }
+    nl_note() { echo "$(counter_sum "$1" skipped_not_local) skipped as not local, $(counter_sum "$1" sockets_inserted) inserted"; }
+    row "stream 64 KiB" nonlocal-stream-65536 "Gbit/s" gbit_s 2 "$(nl_note nonlocal-stream-65536)"
+    for m in mean p99; do row "rr 64 B" nonlocal-rr-64 "$m µs" "${m}_us" 1 "$(nl_note nonlocal-rr-64)"; done
+    for c in 1 8; do
+      row "connrate, $c client(s)" "nonlocal-connrate-$c" "conn/s" conns_per_s 0 "$(nl_note "nonlocal-connrate-$c")"
+      row "connrate, $c client(s)" "nonlocal-connrate-$c" "mean conn µs" conn_mean_us 1 ""
+    done
+    echo
+  fi
+  if [[ ",$scenarios," == *,connrate,* ]]; then
+    echo "## Local short-lived connections (loopback connect, 64 B request, 64 B reply, close)"
+    echo
+    echo "| Clients | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
+    echo "|---|---|---|---|---|---|"
+    for c in 1 8; do
+      p="local-connrate-$c"
+      echo "| $c | conn/s | $(cell "$(stat "$p" baseline conns_per_s)" 0) | $(cell "$(stat "$p" sockmapd conns_per_s)" 0) | $(ratio_cell "$p" conns_per_s) | $(counter_sum "$p" pairs_made) pairs made, $(counter_sum "$p" redirected_messages) messages redirected |"
+      for m in conn_mean conn_p99; do
+        echo "| $c | ${m#conn_} conn µs | $(cell "$(stat "$p" baseline "${m}_us")" 1) | $(cell "$(stat "$p" sockmapd "${m}_us")" 1) | $(ratio_cell "$p" "${m}_us") | |"
+      done
+    done
+    echo
+  fi
+  echo "Raw samples: \`$(basename "${out%.md}.jsonl")\` (one JSON line per sample, with the daemon's counter deltas)."
+} >"$out"
+
+# A local point that was never redirected means the benchmark measured nothing: say so loudly.
+for p in "${points[@]}"; do
+  IFS='|' read -r id scenario kind _ <<<"$p"
+  [ "$kind" = tcp ] || continue
+  r=$(counter_sum "$id" redirected_bytes)
+  i=$(counter_sum "$id" sockets_inserted)
+  if [ "$scenario" = nonlocal ] && [ "$i" != 0 ]; then log "warning: $id inserted $i sockets although non-local"; fi
+  if [ "$scenario" != nonlocal ] && [ "$r" = 0 ]; then log "warning: $id was never redirected"; fi
+done
+log "report: $out"
