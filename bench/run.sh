@@ -286,6 +286,9 @@ accel_note() { # proves what the daemon did on this point
   echo "$inserted sockets inserted, $(awk -v b="$redirected" 'BEGIN { printf "%.0f MiB", b / 1048576 }') redirected"
 }
 
+# The commit the binaries were built from ("-dirty": the source tree had uncommitted changes).
+src_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build_dir/CMakeCache.txt" 2>/dev/null)
+commit=$(git -C "${src_dir:-$repo}" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
 {
@@ -295,7 +298,7 @@ virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
   echo
   echo "- CPU: $cpu_model, $(nproc) cores${virt:+ ($virt guest)}"
   echo "- Kernel: $(uname -r); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-  echo "- sockmapd: $("$sockmapd_bin" --version 2>/dev/null || echo unknown), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- sockmapd: $("$sockmapd_bin" --version 2>/dev/null || echo unknown), built from commit $commit"
   echo "- Load average (1/5/15 min) at start: $load_start; at end: $load_end"
   echo
   echo "## Method"
@@ -319,14 +322,19 @@ virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
   if [[ ",$scenarios," == *,local,* ]]; then
     echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
     echo
-    echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | Daemon counters |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | CPU: TCP / sockmapd / AF_UNIX | Daemon counters |"
+    echo "|---|---|---|---|---|---|---|---|"
     for s in 1024 16384 65536; do
       b=$(stat "local-stream-$s" baseline gbit_s)
       u=$(stat "unix-stream-$s" unix gbit_s)
+      cpu="$(fmt "$(stat "local-stream-$s" baseline cpu_util)" 2) / $(fmt "$(stat "local-stream-$s" sockmapd cpu_util)" 2)"
+      cpu="$cpu / $(fmt "$(stat "unix-stream-$s" unix cpu_util)" 2)"
       echo "| $((s / 1024)) KiB | $(cell "$b" 2) | $(cell "$(stat "local-stream-$s" sockmapd gbit_s)" 2)" \
-        "| $(ratio_cell "local-stream-$s" gbit_s) | $(cell "$u" 2) | $(ratio "$u" "$b") | $(accel_note "local-stream-$s") |"
+        "| $(ratio_cell "local-stream-$s" gbit_s) | $(cell "$u" 2) | $(ratio "$u" "$b") | $cpu | $(accel_note "local-stream-$s") |"
     done
+    echo
+    echo "CPU: median cores used by the benchmark process (user + system time / wall time; softirq work done in its"
+    echo "context counts, work on other threads such as ksoftirqd does not)."
     echo
     echo "## Local loopback: request/response latency (µs, lower is better)"
     echo
