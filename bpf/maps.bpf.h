@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Map definitions shared by the sockops and sk_msg programs; the BPF linker merges the __weak copies. */
 #ifndef SMD_MAPS_BPF_H
 #define SMD_MAPS_BPF_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Helpers shared by the sockmapd BPF programs: counters and key construction. */
 #ifndef SMD_BPF_H
 #define SMD_BPF_H

@@ -57,8 +57,11 @@ void prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan)
         if (::mount("bpf", kDefaultBpffsMount, "bpf", 0, "mode=0700") != 0)
             throw_errno(errno, std::string("mount bpffs at ") + kDefaultBpffsMount);
     }
-    if (::mkdir(pin_path.c_str(), 0700) != 0 && errno != EEXIST)
-        throw_errno(errno, "create pin directory " + pin_path);
+    std::error_code ec;
+    fs::create_directories(pin_path, ec);
+    if (ec)
+        throw Error("create pin directory " + pin_path + ": " + ec.message());
+    fs::permissions(pin_path, fs::perms::owner_all, ec);
 }
 
 } // namespace sockmapd

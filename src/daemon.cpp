@@ -38,17 +38,25 @@ struct smd_info make_info(const std::string& cgroup)
     return info;
 }
 
-// SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and taken here synchronously.
-void wait_for_stop()
+constexpr int kHousekeepingSeconds = 60;
+
+// SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and taken here synchronously;
+// between signals the daemon does its periodic housekeeping.
+void wait_for_stop(Datapath& datapath)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    const struct timespec period {kHousekeepingSeconds, 0};
     for (;;) {
-        int sig = sigwaitinfo(&set, nullptr);
+        int sig = sigtimedwait(&set, nullptr, &period);
         if (sig < 0) {
+            if (errno == EAGAIN) {
+                datapath.collect_stale_pairs();
+                continue;
+            }
             if (errno == EINTR)
                 continue;
             throw_errno(errno, "wait for signals");
@@ -76,6 +84,7 @@ void run_daemon(const DaemonConfig& config)
     prepare_pin_path(config.pin_path, plan);
     InstanceLock lock(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
+    datapath.collect_stale_pairs();
     datapath.attach_sk_msg();
     Fd cgroup_fd = open_cgroup_dir(cgroup);
     datapath.attach_sockops(cgroup_fd.get(), cgroup);
@@ -84,7 +93,7 @@ void run_daemon(const DaemonConfig& config)
     datapath.commit_pins();
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
 
-    wait_for_stop();
+    wait_for_stop(datapath);
 
     info.daemon_pid = 0;
     datapath.publish_info(info);

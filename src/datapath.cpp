@@ -94,6 +94,8 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
     struct bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
     {
+        if (bpf_map__is_internal(map)) // .rodata knobs belong to this load, not to the pinned state
+            continue;
         std::string path = options.pin_path + "/" + bpf_map__name(map);
         if (int err = bpf_map__set_pin_path(map, path.c_str()))
             throw_errno(-err, "set pin path " + path);
@@ -144,6 +146,30 @@ void Datapath::attach_sockops(int cgroup_fd, const std::string& cgroup_path)
         throw_errno(errno, "attach sock_ops to " + cgroup_path);
     impl_->sockops_link.reset(link);
     spdlog::info("attached sock_ops program smd_sockops to cgroup {}", cgroup_path);
+}
+
+std::size_t Datapath::collect_stale_pairs()
+{
+    int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);
+    int sockhash = bpf_map__fd(impl_->skel->maps.smd_sockhash);
+    std::vector<struct smd_pair_key> stale;
+    struct smd_pair_key key {}, next {};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(pairs, prev, &next) == 0) {
+        std::uint64_t cookie = 0;
+        struct smd_sock_key active {.pair = next, .role = SMD_ROLE_ACTIVE, .pad = 0};
+        struct smd_sock_key passive {.pair = next, .role = SMD_ROLE_PASSIVE, .pad = 0};
+        if (bpf_map_lookup_elem(sockhash, &active, &cookie) != 0 && bpf_map_lookup_elem(sockhash, &passive, &cookie) != 0)
+            stale.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    std::size_t removed = 0;
+    for (const auto& k : stale)
+        removed += bpf_map_delete_elem(pairs, &k) == 0;
+    if (removed)
+        spdlog::info("removed {} pair entries whose sockets closed while no daemon ran", removed);
+    return removed;
 }
 
 void Datapath::publish_info(const struct smd_info& info)

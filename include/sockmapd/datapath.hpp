@@ -34,6 +34,10 @@ public:
     // only while the daemon runs.
     void attach_sockops(int cgroup_fd, const std::string& cgroup_path);
 
+    // Deletes smd_pairs entries none of whose sockets is still in the sockhash: they outlived their
+    // sockets while no sock_ops program ran to see the close (no daemon). Returns how many.
+    std::size_t collect_stale_pairs();
+
     void publish_info(const struct smd_info& info);
 
     // Keeps the pins: called once the daemon is up, so a later failure no longer removes them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Keys, values and constants shared by the BPF programs and the C++ user space: declared once, here. */
 #ifndef SOCKMAPD_SHARED_H
 #define SOCKMAPD_SHARED_H

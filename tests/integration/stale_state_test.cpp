@@ -1,0 +1,32 @@
+// State left by connections that closed while no daemon ran is collected by the next daemon.
+#include "fixture.hpp"
+
+namespace smdtest {
+namespace {
+
+class StaleState : public IntegrationTest {};
+
+TEST_F(StaleState, PairsClosedWithoutDaemonAreCollectedAtStart)
+{
+    daemon().start();
+    {
+        Fd listener = tcp_listen("127.0.0.1");
+        Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+        Fd server = tcp_accept(listener.get());
+        auto r = duplex_transfer(client.get(), server.get(), 5, 1 << 20, 6, 1 << 20, {65536});
+        expect_intact(r, 5, 1 << 20, 6, 1 << 20);
+        EXPECT_EQ(daemon().status()["pairs"], 1u);
+        // No sock_ops program sees this close: the pair entry stays behind.
+        daemon().stop();
+    }
+    EXPECT_EQ(daemon().status()["pairs"], 1u) << "expected a stale entry while no daemon runs";
+    EXPECT_EQ(daemon().status()["sockets"], 0u) << "the kernel removes closed sockets from the sockhash";
+
+    daemon().start();
+    EXPECT_EQ(daemon().status()["pairs"], 0u);
+    EXPECT_EQ(daemon().status()["half_pairs"], 0u);
+    EXPECT_NE(daemon().log().find("removed 1 pair entries"), std::string::npos) << daemon().log();
+}
+
+} // namespace
+} // namespace smdtest
