@@ -1,0 +1,219 @@
+// Two-pod mesh topology: veth, addresses, Istio-style iptables REDIRECT and a sidecar per pod, all owned here.
+#include "pods.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "env.hpp"
+
+namespace smdtest {
+namespace {
+
+// `log stdout` with `option logasap`: one line per connection as soon as the server side is connected, in the
+// same shape as smd_origdst_proxy prints. %si:%sp is where haproxy connected: the original destination.
+constexpr const char* kHaproxyConfig = R"(global
+    maxconn 512
+    nbthread 1
+    log stdout format raw local0
+defaults
+    mode tcp
+    log global
+    option logasap
+    log-format "conn client=%ci:%cp orig_dst=%si:%sp upstream=%bi:%bp"
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+# IPv4 listeners only (see Sidecar::Haproxy): an IPv6 client is refused instead of looping.
+frontend outbound
+    bind 0.0.0.0:15001
+    default_backend original_destination
+frontend inbound
+    bind 0.0.0.0:15006
+    default_backend original_destination
+backend original_destination
+    server orig 0.0.0.0:0
+)";
+
+std::string read_text(const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::string cgroup_of(const std::string& pid)
+{
+    std::ifstream in("/proc/" + pid + "/cgroup");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("0::", 0) == 0)
+            return line.substr(3);
+    return "";
+}
+
+// Istio's capture, reduced: the sidecar's own traffic and loopback go out as they are, every other outgoing
+// TCP connection to the outbound listener; every incoming TCP connection to the inbound listener.
+void install_redirect_rules(const NetNs& ns)
+{
+    struct Family {
+        const char* tool;
+        const char* loopback;
+    };
+    for (const Family& f : {Family{"iptables", "127.0.0.0/8"}, Family{"ip6tables", "::1/128"}}) {
+        auto rule = [&](std::vector<std::string> args) {
+            std::vector<std::string> argv{f.tool, "-w", "10", "-t", "nat", "-A"};
+            argv.insert(argv.end(), args.begin(), args.end());
+            ns.exec(argv);
+        };
+        rule({"OUTPUT", "-p", "tcp", "-m", "owner", "--uid-owner", std::to_string(kSidecarUid), "-j", "RETURN"});
+        rule({"OUTPUT", "-p", "tcp", "-d", f.loopback, "-j", "RETURN"});
+        rule({"OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", std::to_string(kSidecarOutboundPort)});
+        rule({"PREROUTING", "-p", "tcp", "-j", "REDIRECT", "--to-ports", std::to_string(kSidecarInboundPort)});
+    }
+}
+
+} // namespace
+
+Pod::Pod(const std::string& name_prefix, std::string ipv4, std::string ipv6)
+    : netns_(name_prefix),
+      ipv4_(std::move(ipv4)),
+      ipv6_(std::move(ipv6)),
+      log_path_("/tmp/" + netns_.name() + "-sidecar.log")
+{
+}
+
+Pod::~Pod()
+{
+    sidecar_.kill_and_reap();
+    if (!config_path_.empty())
+        std::filesystem::remove(config_path_);
+    if (!::testing::Test::HasFailure())
+        std::filesystem::remove(log_path_);
+    else if (std::filesystem::exists(log_path_))
+        std::fprintf(stderr, "sidecar log of %s kept at %s\n", netns_.name().c_str(), log_path_.c_str());
+}
+
+void Pod::start_sidecar(Sidecar kind)
+{
+    std::vector<std::string> argv;
+    if (kind == Sidecar::Haproxy) {
+        config_path_ = "/tmp/" + netns_.name() + "-haproxy.cfg";
+        std::ofstream(config_path_) << kHaproxyConfig;
+        std::filesystem::permissions(config_path_, std::filesystem::perms::owner_read |
+                                                       std::filesystem::perms::owner_write |
+                                                       std::filesystem::perms::group_read |
+                                                       std::filesystem::perms::others_read);
+        argv = {"haproxy", "-db", "-f", config_path_};
+    } else {
+        auto out = std::to_string(kSidecarOutboundPort), in = std::to_string(kSidecarInboundPort);
+        argv = {SMD_ORIGDST_PROXY_BIN, "0.0.0.0:" + out, "0.0.0.0:" + in, "[::]:" + out, "[::]:" + in};
+    }
+    // Forked by the test process, so in the test's cgroup: its sockets are in the daemon's scope.
+    sidecar_ = Process(argv, {.netns = netns_.name(), .uid = kSidecarUid, .output_file = log_path_});
+
+    std::vector<std::string> wanted{"0.0.0.0:" + std::to_string(kSidecarOutboundPort),
+                                    "0.0.0.0:" + std::to_string(kSidecarInboundPort)};
+    if (kind == Sidecar::OrigDstProxy) {
+        wanted.push_back("[::]:" + std::to_string(kSidecarOutboundPort));
+        wanted.push_back("[::]:" + std::to_string(kSidecarInboundPort));
+    }
+    // Listening is checked over netlink (ss): a probe connection would itself go through the mesh.
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (;;) {
+        if (!sidecar_.running()) {
+            ADD_FAILURE() << "sidecar " << argv[0] << " in " << netns_.name() << " exited:\n" << sidecar_log();
+            return;
+        }
+        std::string listening;
+        run_command({"ip", "netns", "exec", netns_.name(), "ss", "-Htln"}, &listening);
+        bool all = true;
+        for (const auto& w : wanted)
+            all = all && listening.find(w + " ") != std::string::npos;
+        if (all)
+            break;
+        if (Clock::now() >= deadline) {
+            ADD_FAILURE() << "sidecar in " << netns_.name() << " not listening after 10 s:\n"
+                          << listening << sidecar_log();
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(cgroup_of(std::to_string(sidecar_.pid())), cgroup_of("self"))
+        << "the sidecar must share the test's cgroup, or its sockets are out of scope";
+}
+
+Fd Pod::listen(const std::string& addr, std::uint16_t port) const
+{
+    InNetns in(netns_);
+    return tcp_listen(addr, port);
+}
+
+Fd Pod::connect(const std::string& addr, std::uint16_t port) const
+{
+    InNetns in(netns_);
+    return tcp_connect(addr, port);
+}
+
+std::string Pod::sidecar_log() const { return read_text(log_path_); }
+
+std::vector<std::string> Pod::sidecar_connections(std::size_t count, std::chrono::milliseconds timeout) const
+{
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        std::vector<std::string> lines;
+        std::istringstream log(sidecar_log());
+        for (std::string line; std::getline(log, line);)
+            if (line.rfind("conn ", 0) == 0)
+                lines.push_back(line);
+        if (lines.size() >= count || Clock::now() >= deadline)
+            return lines;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+TwoPods::TwoPods(Sidecar sidecar)
+    : sidecar_(sidecar), a_("smd-poda", "10.199.0.1", "fd00:199::1"), b_("smd-podb", "10.199.0.2", "fd00:199::2")
+{
+    // Created straight inside the two namespaces: nothing ever appears in the host's.
+    must_run({"ip", "link", "add", "eth0", "netns", a_.netns().name(), "type", "veth", "peer", "name", "eth0",
+              "netns", b_.netns().name()});
+    for (Pod* pod : {&a_, &b_}) {
+        pod->netns().ip({"addr", "add", pod->ipv4() + "/24", "dev", "eth0"});
+        pod->netns().ip({"addr", "add", pod->ipv6() + "/64", "dev", "eth0", "nodad"});
+        pod->netns().ip({"link", "set", "eth0", "up"});
+        install_redirect_rules(pod->netns());
+        if (::testing::Test::HasFatalFailure())
+            return;
+        pod->start_sidecar(sidecar);
+    }
+}
+
+DuplexResult request_response(int client, int server, std::uint64_t request_seed, std::uint64_t request_len,
+                              std::uint64_t reply_seed, std::uint64_t reply_len,
+                              const std::vector<std::size_t>& write_sizes, std::chrono::seconds timeout)
+{
+    DuplexResult r;
+    auto deadline = Clock::now() + timeout;
+    std::thread server_side([&] {
+        r.b_received = recv_stream(server, request_len, true, deadline);
+        if (!r.b_received.error.empty()) {
+            ::shutdown(server, SHUT_RDWR); // the client must not wait out its deadline for a reply
+            return;
+        }
+        r.b_sent = send_stream(server, reply_seed, reply_len, write_sizes, deadline);
+        ::shutdown(server, SHUT_WR);
+    });
+    r.a_sent = send_stream(client, request_seed, request_len, write_sizes, deadline);
+    ::shutdown(client, SHUT_WR);
+    r.a_received = recv_stream(client, reply_len, true, deadline);
+    server_side.join();
+    return r;
+}
+
+} // namespace smdtest

@@ -1,0 +1,91 @@
+// Two pods on one node wired like a service mesh: each pod a network namespace, a veth between them,
+// Istio-style REDIRECT rules and a real sidecar proxy running as uid 1337. For mesh tests and benchmarks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "netns.hpp"
+#include "process.hpp"
+#include "sockets.hpp"
+
+namespace smdtest {
+
+enum class Sidecar {
+    // Debian's haproxy, TCP mode, `server orig 0.0.0.0:0`: forwards to the destination the client asked for.
+    // IPv4 only: HAProxy 2.6 reads SO_ORIGINAL_DST for AF_INET listeners only, so an IPv6 (or dual-stack)
+    // REDIRECTed connection makes it connect to its own listener, over and over.
+    Haproxy,
+    // smd_origdst_proxy from this test tree: the same job for IPv4 and IPv6 (IP6T_SO_ORIGINAL_DST).
+    OrigDstProxy,
+};
+
+// The sidecar's outbound listener (app -> anywhere) and inbound listener (anywhere -> app), as in Istio.
+constexpr std::uint16_t kSidecarOutboundPort = 15001;
+constexpr std::uint16_t kSidecarInboundPort = 15006;
+// Connections of this uid skip the REDIRECT: the sidecar's own upstream connections.
+constexpr uid_t kSidecarUid = 1337;
+
+class Pod {
+public:
+    Pod(const std::string& name_prefix, std::string ipv4, std::string ipv6);
+    ~Pod();
+    Pod(const Pod&) = delete;
+    Pod& operator=(const Pod&) = delete;
+
+    const NetNs& netns() const { return netns_; }
+    const std::string& ipv4() const { return ipv4_; } // on eth0, /24
+    const std::string& ipv6() const { return ipv6_; } // on eth0, /64, no DAD
+    pid_t sidecar_pid() const { return sidecar_.pid(); }
+
+    // An app socket of this pod: its connections go through this pod's sidecar.
+    Fd listen(const std::string& addr, std::uint16_t port) const;
+    Fd connect(const std::string& addr, std::uint16_t port) const;
+
+    // The sidecar's "conn client=IP:PORT orig_dst=IP:PORT upstream=IP:PORT" lines, one per proxied
+    // connection, once at least `count` are there (bounded wait; fewer on timeout).
+    std::vector<std::string> sidecar_connections(std::size_t count,
+                                                 std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+    std::string sidecar_log() const;
+
+private:
+    friend class TwoPods;
+    void start_sidecar(Sidecar kind);
+
+    NetNs netns_; // first: destroyed last, after the sidecar that lives in it
+    std::string ipv4_, ipv6_;
+    std::string config_path_, log_path_;
+    Process sidecar_;
+};
+
+// Pod A (10.199.0.1, fd00:199::1) and pod B (10.199.0.2, fd00:199::2). An app in A connecting to B:8080 goes
+// app -> sidecar A:15001 (same netns) -> veth -> sidecar B:15006 -> app in B:8080 (same netns).
+// Everything is created by the constructor and removed by the destructor; failures are test failures.
+class TwoPods {
+public:
+    explicit TwoPods(Sidecar sidecar = Sidecar::Haproxy);
+    TwoPods(const TwoPods&) = delete;
+    TwoPods& operator=(const TwoPods&) = delete;
+
+    Pod& a() { return a_; }
+    Pod& b() { return b_; }
+    Sidecar sidecar() const { return sidecar_; }
+
+private:
+    Sidecar sidecar_;
+    Pod a_, b_;
+};
+
+// One request/response exchange on a connected pair (a = client, b = server in the result): the client sends
+// `request_len` bytes of stream `request_seed` and half-closes; the server reads to that EOF, then sends
+// `reply_len` bytes of stream `reply_seed` and half-closes; the client reads to EOF.
+DuplexResult request_response(int client, int server, std::uint64_t request_seed, std::uint64_t request_len,
+                              std::uint64_t reply_seed, std::uint64_t reply_len,
+                              const std::vector<std::size_t>& write_sizes = {65536},
+                              std::chrono::seconds timeout = std::chrono::seconds(60));
+
+} // namespace smdtest
