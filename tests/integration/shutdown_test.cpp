@@ -137,6 +137,75 @@ TEST_F(ShutdownTest, ManyShortHalfClosedExchangesEndExactlyAtTheLastByte)
     expect_redirected(total, kExchanges);
 }
 
+// KNOWN BUG (accelerated half): the classic blocking client -- send the request, shutdown(SHUT_WR), block in
+// recv() for the reply -- gets recv() == -1/EAGAIN on a blocking socket with no SO_RCVTIMEO, a few ms after
+// its shutdown, before the reply. tcp_bpf_recvmsg() sleeps once in tcp_msg_wait_data() and returns -EAGAIN
+// when woken without data, instead of sleeping again until data, EOF or the timeout as tcp_recvmsg() does;
+// the ACK of the client's FIN (FIN_WAIT1 -> FIN_WAIT2, sk_state_change) is such a wake-up. No byte is lost
+// (the next recv() returns the reply) but a client that treats -1 as an error drops the connection. Same
+// cause as Mesh's finding with a relay blocked in recv() while it half-closes.
+TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
+{
+    constexpr std::uint64_t kLength = 1 * kMiB;
+    for (Mode mode : kModes) {
+        enter(mode);
+        if (accelerated())
+            SMD_KNOWN_BUG("a blocking recv() returns EAGAIN after the socket's own shutdown(SHUT_WR): "
+                          "tcp_bpf_recvmsg() gives up after one wake-up without data");
+        auto pair = open_pair("127.0.0.1");
+        std::thread server([&] {
+            auto deadline = Clock::now() + 10s;
+            auto request = recv_stream(pair.server.get(), kLength, true, deadline);
+            EXPECT_TRUE(digest_is(request.digest, expected_digest(1, kLength)));
+            std::this_thread::sleep_for(50ms); // the server takes a moment to answer
+            EXPECT_EQ(send_stream(pair.server.get(), 2, kLength, {65536}, deadline).error, "");
+            pair.server.reset();
+        });
+        int fd = pair.client.get();
+        set_blocking(fd, true);
+        std::vector<std::uint8_t> buf(65536);
+        PatternStream request(1);
+        std::uint64_t sent = 0;
+        bool hung = run_with_watchdog(fd, 10s, [&] {
+            while (sent < kLength) {
+                request.fill(buf.data(), buf.size());
+                ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+                if (n != static_cast<ssize_t>(buf.size()))
+                    break;
+                sent += n;
+            }
+        });
+        ASSERT_FALSE(hung);
+        ASSERT_EQ(sent, kLength);
+        ::shutdown(fd, SHUT_WR);
+        auto start = Clock::now();
+        Sha256 sha;
+        std::uint64_t got = 0;
+        std::string failure;
+        hung = run_with_watchdog(fd, 10s, [&] {
+            for (;;) {
+                ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+                if (n > 0) {
+                    sha.update(buf.data(), n);
+                    got += n;
+                } else {
+                    if (n < 0)
+                        failure = "blocking recv() returned -1/" + errno_name(errno) + " after " +
+                                  std::to_string(elapsed_ms(start)) + " ms and " + std::to_string(got) + " bytes";
+                    break;
+                }
+            }
+        });
+        server.join();
+        record(label(mode, "blocking_client_after_half_close"), failure.empty() ? "reply read to EOF" : failure);
+        EXPECT_FALSE(hung);
+        EXPECT_EQ(failure, "") << label(mode, "blocking client");
+        EXPECT_TRUE(digest_is(Digest{got, sha.hex()}, expected_digest(2, kLength)));
+        pair = {};
+        expect_redirected(2 * kLength, 1);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Cases, HalfClose,
     ::testing::Values(HalfCloseCase{"client_first", true, "127.0.0.1", 0ms},
