@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ int decode_status(int status)
         }
     }
     if (options.uid) {
-        if (::setgid(*options.uid) != 0 || ::setuid(*options.uid) != 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(*options.uid) != 0 || ::setuid(*options.uid) != 0) {
             std::fprintf(stderr, "setuid %u: %s\n", *options.uid, std::strerror(errno));
             ::_exit(126);
         }
