@@ -110,7 +110,7 @@ void PrintTo(const SizeCase& c, std::ostream* os) { *os << c.name; }
 // 1 B writes cost one sk_msg verdict and one queued message each: a few hundred KiB keep the run short.
 INSTANTIATE_TEST_SUITE_P(
     Sizes, WriteSizes,
-    ::testing::Values(SizeCase{"w1_r64k", {1}, 65536, 512 << 10, "127.0.0.1"},
+    ::testing::Values(SizeCase{"w1_r64k", {1}, 65536, 256 << 10, "127.0.0.1"},
                       SizeCase{"w1_r1", {1}, 1, 32 << 10, "127.0.0.1"},
                       SizeCase{"w3_r7", {3}, 7, 256 << 10, "127.0.0.1"},
                       SizeCase{"w4095_r64k", {4095}, 65536, 4 * kMiB, "127.0.0.1"},
