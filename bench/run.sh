@@ -18,6 +18,7 @@ rr_count=100000
 scenarios="local,nonlocal,connrate"
 out=""
 quick=0
+cpus="0,0"
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
@@ -29,6 +30,7 @@ Options:
   --duration S       measured seconds for stream and connrate points (default $duration)
   --rr-count N       measured round trips per rr point (default $rr_count)
   --scenario LIST    comma-separated subset of: local, nonlocal, connrate (default all)
+  --cpus S,C         pin stream/rr server and client threads to these CPUs (default $cpus; "none": unpinned)
   --build-dir DIR    where smd_bench, sockmapd and sockmapctl are (default build/; built if missing)
   --out FILE         markdown report (default bench/results/<date>-<host>.md; raw samples next to it as .jsonl)
 EOF
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift ;;
     --rr-count) rr_count=$2; shift ;;
     --scenario) scenarios=$2; shift ;;
+    --cpus) cpus=$2; shift ;;
     --build-dir) build_dir=$(realpath "$2"); shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
     -h|--help) usage; exit 0 ;;
@@ -164,8 +167,11 @@ counters() { "$sockmapctl_bin" status --json --pin-path "$pin_path" | jq -c '.co
 points=()
 lo_args="--server-netns $ns_lo --client-netns $ns_lo --listen-addr 127.0.0.1"
 nl_args="--server-netns $ns_b --client-netns $ns_a --listen-addr 10.250.0.2"
-st="--duration $duration --warmup $warmup"
-rr="--count $rr_count --warmup-count $((rr_count / 50))"
+pin=""
+[ "$cpus" = none ] || pin="--server-cpu ${cpus%,*} --client-cpu ${cpus#*,}"
+cr="--duration $duration --warmup $warmup"
+st="$cr $pin"
+rr="--count $rr_count --warmup-count $((rr_count / 50)) $pin"
 if [[ ",$scenarios," == *,local,* ]]; then
   for s in 1024 16384 65536; do
     points+=("local-stream-$s|local|tcp|stream --size $s $st $lo_args")
@@ -179,10 +185,10 @@ fi
 if [[ ",$scenarios," == *,nonlocal,* ]]; then
   points+=("nonlocal-stream-65536|nonlocal|tcp|stream --size 65536 $st $nl_args")
   points+=("nonlocal-rr-64|nonlocal|tcp|rr --size 64 $rr $nl_args")
-  for c in 1 8; do points+=("nonlocal-connrate-$c|nonlocal|tcp|connrate --concurrency $c $st $nl_args"); done
+  for c in 1 8; do points+=("nonlocal-connrate-$c|nonlocal|tcp|connrate --concurrency $c $cr $nl_args"); done
 fi
 if [[ ",$scenarios," == *,connrate,* ]]; then
-  for c in 1 8; do points+=("local-connrate-$c|connrate|tcp|connrate --concurrency $c $st $lo_args"); done
+  for c in 1 8; do points+=("local-connrate-$c|connrate|tcp|connrate --concurrency $c $cr $lo_args"); done
 fi
 [ ${#points[@]} -gt 0 ] || die "no points selected by --scenario $scenarios"
 
@@ -193,30 +199,37 @@ total=0
 for p in "${points[@]}"; do [[ $p == *"|tcp|"* ]] && total=$((total + 2 * reps)) || total=$((total + reps)); done
 done_n=0
 
+# CPU seconds used on the whole machine and in our cgroup: their difference over a sample is other people's load.
+machine_cpu_s() { awk '/^cpu / { print ($2 + $3 + $4) / 100; exit }' /proc/stat; }
+cgroup_cpu_s() { awk '/^usage_usec/ { print $2 / 1e6 }' "$cgroup/cpu.stat"; }
+
 # One sample: run smd_bench, tag its JSON line, and for sockmapd samples attach the counter deltas.
 run_sample() {
-  local id=$1 scenario=$2 variant=$3 rep=$4 args=$5 before="{}" after="{}" result
+  local id=$1 scenario=$2 variant=$3 rep=$4 args=$5 before="{}" after="{}" result m0 c0 t0 other
   if [ "$variant" = sockmapd ]; then
     start_daemon
     before=$(counters)
   fi
+  m0=$(machine_cpu_s); c0=$(cgroup_cpu_s); t0=$(date +%s.%N)
   # shellcheck disable=SC2086  # args is a word list built above
   if ! result=$("$bench_bin" $args 2>"$tmp/bench.err"); then
     die "$id ($variant, rep $rep) failed: $(cat "$tmp/bench.err")"
   fi
+  other=$(awk -v m0="$m0" -v m1="$(machine_cpu_s)" -v c0="$c0" -v c1="$(cgroup_cpu_s)" -v t0="$t0" \
+    -v t1="$(date +%s.%N)" 'BEGIN { x = ((m1 - m0) - (c1 - c0)) / (t1 - t0); printf "%.3f", x < 0 ? 0 : x }')
   if [ "$variant" = sockmapd ]; then
     after=$(counters)
     stop_daemon
   fi
   jq -c --arg id "$id" --arg sc "$scenario" --arg v "$variant" --argjson rep "$rep" \
-    --argjson b "$before" --argjson a "$after" \
-    '. + {point: $id, scenario: $sc, variant: $v, rep: $rep,
+    --argjson b "$before" --argjson a "$after" --argjson other "$other" \
+    '. + {point: $id, scenario: $sc, variant: $v, rep: $rep, other_cpu: $other,
           counters: ($a | with_entries(.value -= ($b[.key] // 0)))}' <<<"$result" >>"$raw"
   done_n=$((done_n + 1))
   log "[$done_n/$total] $id $variant rep $rep: $(jq -r \
     'if .mode == "stream" then "\(.gbit_s * 100 | round / 100) Gbit/s"
      elif .mode == "rr" then "mean \(.mean_us * 10 | round / 10) us, p99 \(.p99_us * 10 | round / 10) us"
-     else "\(.conns_per_s | round) conn/s" end' <<<"$result")"
+     else "\(.conns_per_s | round) conn/s" end' <<<"$result") (other load $other cores)"
 }
 
 log "cgroup $cgroup, netns $ns_lo/$ns_a/$ns_b, ${#points[@]} points x $reps reps, $total samples"
@@ -300,6 +313,9 @@ virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
   echo "- Kernel: $(uname -r); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "- sockmapd: $("$sockmapd_bin" --version 2>/dev/null || echo unknown), built from commit $commit"
   echo "- Load average (1/5/15 min) at start: $load_start; at end: $load_end"
+  echo "- CPU used by other processes while samples ran (user + system time of the machine minus that of this run's cgroup):" \
+    "$(jq -rs '[.[].other_cpu] | sort | "median \(.[length / 2 | floor]) cores, max \(.[-1]) cores"' "$raw")" \
+    "of $(nproc)"
   echo
   echo "## Method"
   echo
@@ -308,6 +324,12 @@ virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
   echo "  ${duration} s measured after ${warmup} s warm-up, rate at the receiver. rr: ping-pong of equal-size request and"
   echo "  reply, TCP_NODELAY, ${rr_count} timed round trips after $((rr_count / 50)) warm-up ones. connrate: connect, 64 B"
   echo "  request, 64 B reply, client closes; N client threads each served by a server thread; ${duration} s measured."
+  if [ "$cpus" = none ]; then
+    echo "- Threads were not pinned: the scheduler placed them."
+  else
+    echo "- stream and rr: the server thread was pinned to CPU ${cpus%,*} and the client thread to CPU ${cpus#*,}."
+    echo "  connrate threads were not pinned."
+  fi
   echo "- Everything ran in a fresh child cgroup ($tag) and fresh network namespaces: loopback points inside one"
   echo "  namespace on 127.0.0.1; non-local points with the client in namespace A and the server in namespace B,"
   echo "  joined by a veth pair (10.250.0.1 -> 10.250.0.2), which sockmapd must leave on plain TCP."

@@ -45,6 +45,8 @@ struct Options {
     std::size_t warmup_count = 2000;
     unsigned concurrency = 1;      // connrate
     double io_timeout_s = 10.0;    // any single blocking call longer than this is a failure
+    int server_cpu = -1;           // pin server threads to this CPU; -1: let the scheduler place them
+    int client_cpu = -1;
 };
 
 std::runtime_error errno_error(const std::string& what, int err = errno)
@@ -126,6 +128,30 @@ void enter_netns(const std::string& name)
         throw errno_error("open " + path);
     if (::setns(ns.get(), CLONE_NEWNET) != 0)
         throw errno_error("setns " + path);
+}
+
+void pin_to_cpu(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (::sched_setaffinity(0, sizeof(set), &set) != 0)
+        throw errno_error("pin thread to CPU " + std::to_string(cpu));
+}
+
+// Everything a server or client thread does before its first socket call.
+void enter_server(const Options& opt)
+{
+    enter_netns(opt.server_netns);
+    pin_to_cpu(opt.server_cpu);
+}
+
+void enter_client(const Options& opt)
+{
+    enter_netns(opt.client_netns);
+    pin_to_cpu(opt.client_cpu);
 }
 
 struct SockAddr {
@@ -351,6 +377,8 @@ ordered_json describe(const Options& opt, const char* mode)
         out["server_netns"] = opt.server_netns;
         out["client_netns"] = opt.client_netns;
     }
+    out["server_cpu"] = opt.server_cpu;
+    out["client_cpu"] = opt.client_cpu;
     return out;
 }
 
@@ -363,6 +391,7 @@ ordered_json run_stream(const Options& opt)
     std::atomic<std::uint64_t> received{0};
 
     std::thread server = guarded_thread(state, [&] {
+        pin_to_cpu(opt.server_cpu);
         std::vector<char> buf(opt.size);
         for (;;) {
             ssize_t n = ::recv(conn.server.get(), buf.data(), buf.size(), 0);
@@ -377,6 +406,7 @@ ordered_json run_stream(const Options& opt)
         }
     });
     std::thread client = guarded_thread(state, [&] {
+        pin_to_cpu(opt.client_cpu);
         std::vector<char> buf(opt.size, 'x');
         while (!state.stop)
             send_all(conn.client.get(), buf.data(), buf.size());
@@ -448,6 +478,7 @@ ordered_json run_rr(const Options& opt)
     }
 
     std::thread server = guarded_thread(state, [&] {
+        pin_to_cpu(opt.server_cpu);
         std::vector<char> buf(opt.size);
         while (recv_exact(conn.server.get(), buf.data(), buf.size()))
             send_all(conn.server.get(), buf.data(), buf.size());
@@ -457,6 +488,7 @@ ordered_json run_rr(const Options& opt)
     samples.reserve(opt.count);
     double elapsed = 0, cpu = 0;
     std::thread client = guarded_thread(state, [&] {
+        pin_to_cpu(opt.client_cpu);
         std::vector<char> request(opt.size, 'q'), reply(opt.size);
         auto round_trip = [&] {
             send_all(conn.client.get(), request.data(), request.size());
@@ -519,7 +551,7 @@ ordered_json run_connrate(const Options& opt)
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < opt.concurrency; ++i) {
         threads.push_back(guarded_thread(state, [&] {
-            enter_netns(opt.server_netns);
+            enter_server(opt);
             std::vector<char> buf(64);
             while (!state.stop && !stop_servers) {
                 Fd conn = accept_one(listener.get(), stop_servers, opt.io_timeout_s);
@@ -534,7 +566,7 @@ ordered_json run_connrate(const Options& opt)
     }
     for (unsigned i = 0; i < opt.concurrency; ++i) {
         threads.push_back(guarded_thread(state, [&, i] {
-            enter_netns(opt.client_netns);
+            enter_client(opt);
             std::vector<char> request(64, 'c'), reply(64);
             ClientTally& tally = tallies[i];
             tally.conn_ns.reserve(1 << 18);
@@ -610,6 +642,10 @@ void add_common(CLI::App* cmd, Options& opt)
     cmd->add_option("--port", opt.port, "server port (0: ephemeral)")->capture_default_str();
     cmd->add_option("--server-netns", opt.server_netns, "network namespace (under /run/netns) for server sockets");
     cmd->add_option("--client-netns", opt.client_netns, "network namespace (under /run/netns) for client sockets");
+    cmd->add_option("--server-cpu", opt.server_cpu, "pin server threads to this CPU (-1: unpinned)")
+        ->capture_default_str();
+    cmd->add_option("--client-cpu", opt.client_cpu, "pin client threads to this CPU (-1: unpinned)")
+        ->capture_default_str();
     cmd->add_option("--io-timeout", opt.io_timeout_s, "seconds any single blocking socket call may take")
         ->capture_default_str();
 }
