@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sockmapd needs to build, test and benchmark. Run as root.
+# Usage: install-deps.sh [--build-only]
 set -euo pipefail
 
-packages=(
+# --build-only: just what building sockmapd and sockmapctl needs (the container image's build stage uses it).
+build_packages=(
   build-essential cmake pkg-config git
   clang llvm bpftool libbpf-dev linux-libc-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libgtest-dev libssl-dev
-  iproute2 iptables haproxy procps
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
 )
+# Tests and benchmarks. systemd brings systemd-analyze for checking the unit file; installing it does not make
+# it PID 1 (that is systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
+test_packages=(
+  libgtest-dev libssl-dev libyaml-cpp-dev
+  iproute2 iptables haproxy procps strace systemd
+)
+packages=("${build_packages[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do

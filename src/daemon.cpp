@@ -14,6 +14,7 @@
 #include "sockmapd/datapath.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/instance_lock.hpp"
+#include "sockmapd/notify.hpp"
 #include "sockmapd/preflight.hpp"
 #include "sockmapd/version.h"
 
@@ -92,8 +93,10 @@ void run_daemon(const DaemonConfig& config)
     datapath.publish_info(info);
     datapath.commit_pins();
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
+    notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 
     wait_for_stop(datapath);
+    notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
     info.daemon_pid = 0;
     datapath.publish_info(info);
