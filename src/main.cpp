@@ -3,11 +3,11 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "sockmapd/bpffs.hpp"
+#include "sockmapd/cli.hpp"
 #include "sockmapd/daemon.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/log.hpp"
@@ -51,18 +51,8 @@ int main(int argc, char** argv)
     app.add_option("--max-sockets", config.max_sockets, "capacity of the sockhash (sockets accelerated at once)")
         ->check(CLI::Range(2u, 1u << 24))
         ->capture_default_str();
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        // --help and --version print to stdout and exit 0. A bad command line is one line on stderr, like every
-        // other refusal (CLI11's own output adds a second "Run with --help" line, twice for subcommands).
-        if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
-            return app.exit(e);
-        std::string message = e.what();
-        std::replace(message.begin(), message.end(), '\n', ' ');
-        std::fprintf(stderr, "sockmapd: %s; see 'sockmapd --help'\n", message.c_str());
-        return e.get_exit_code();
-    }
+    if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapd"))
+        return *exit_code;
 
     try {
         sockmapd::setup_logging(config.log_level);
