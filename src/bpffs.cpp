@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/mountinfo.hpp"
 
 namespace sockmapd {
 namespace {
@@ -36,6 +37,16 @@ PinPathPlan plan_pin_path(const std::string& pin_path)
     fs::path pin(pin_path);
     if (!pin.is_absolute())
         throw Error("--pin-path " + pin_path + " must be an absolute path on bpffs, e.g. " + kDefaultPinPath);
+    fs::path normal = pin.lexically_normal();
+    if (normal.has_filename() == false)
+        normal = normal.parent_path();
+    for (const auto& mount : read_mountinfo())
+        if (mount.fs_type == "bpf" && fs::path(mount.mount_point) == normal)
+            throw Error("--pin-path " + pin_path + " is a bpffs mount point itself; use a directory below it, e.g. " +
+                        kDefaultPinPath);
+    if (normal == fs::path(kDefaultBpffsMount))
+        throw Error("--pin-path " + pin_path + " is the bpffs mount point itself; use a directory below it, e.g. " +
+                    kDefaultPinPath);
     if (fs::exists(pin) && !fs::is_directory(pin))
         throw Error("--pin-path " + pin_path + " exists and is not a directory; choose a directory on bpffs");
     fs::path existing = nearest_existing(pin);
@@ -51,17 +62,21 @@ PinPathPlan plan_pin_path(const std::string& pin_path)
                 kDefaultBpffsMount);
 }
 
-void prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan)
+std::vector<std::string> prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan)
 {
     if (plan.mount_bpffs) {
         if (::mount("bpf", kDefaultBpffsMount, "bpf", 0, "mode=0700") != 0)
             throw_errno(errno, std::string("mount bpffs at ") + kDefaultBpffsMount);
     }
+    std::vector<std::string> created;
+    for (fs::path missing = fs::path(pin_path).lexically_normal(); !fs::exists(missing); missing = missing.parent_path())
+        created.insert(created.begin(), missing.string());
     std::error_code ec;
     fs::create_directories(pin_path, ec);
     if (ec)
         throw Error("create pin directory " + pin_path + ": " + ec.message());
     fs::permissions(pin_path, fs::perms::owner_all, ec);
+    return created;
 }
 
 } // namespace sockmapd

@@ -71,6 +71,25 @@ void wait_for_stop(Datapath& datapath)
     }
 }
 
+// Directories a start-up created; removed again (innermost first) unless the start-up succeeded.
+class CreatedDirectories {
+public:
+    explicit CreatedDirectories(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
+    ~CreatedDirectories()
+    {
+        if (!keep_)
+            for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it)
+                ::rmdir(it->c_str());
+    }
+    CreatedDirectories(const CreatedDirectories&) = delete;
+    CreatedDirectories& operator=(const CreatedDirectories&) = delete;
+    void keep() { keep_ = true; }
+
+private:
+    std::vector<std::string> dirs_;
+    bool keep_ = false;
+};
+
 } // namespace
 
 void run_daemon(const DaemonConfig& config)
@@ -82,7 +101,7 @@ void run_daemon(const DaemonConfig& config)
     PinPathPlan plan = plan_pin_path(config.pin_path);
     throw_first(check_kernel_features());
 
-    prepare_pin_path(config.pin_path, plan);
+    CreatedDirectories pin_dirs(prepare_pin_path(config.pin_path, plan));
     InstanceLock lock(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
     datapath.collect_stale_pairs();
@@ -92,6 +111,7 @@ void run_daemon(const DaemonConfig& config)
     struct smd_info info = make_info(cgroup);
     datapath.publish_info(info);
     datapath.commit_pins();
+    pin_dirs.keep();
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
     notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 

@@ -29,8 +29,7 @@ bool path_exists(const std::string& path)
     return ::stat(path.c_str(), &st) == 0;
 }
 
-// max_entries of an already pinned map, so that reusing it does not fail on a size mismatch.
-std::uint32_t pinned_max_entries(const std::string& path)
+struct bpf_map_info pinned_map_info(const std::string& path)
 {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0)
@@ -42,7 +41,20 @@ std::uint32_t pinned_max_entries(const std::string& path)
     ::close(fd);
     if (err)
         throw_errno(saved, "inspect pinned map " + path);
-    return info.max_entries;
+    return info;
+}
+
+// A pinned map libbpf could not reuse fails the load with a screen of warnings; say which one and why first.
+void check_reusable(const struct bpf_map* map, const struct bpf_map_info& pinned, const std::string& path)
+{
+    if (pinned.type == bpf_map__type(map) && pinned.key_size == bpf_map__key_size(map) &&
+        pinned.value_size == bpf_map__value_size(map))
+        return;
+    throw Error("pinned map " + path + " does not match this sockmapd (type " + std::to_string(pinned.type) +
+                ", key " + std::to_string(pinned.key_size) + " B, value " + std::to_string(pinned.value_size) +
+                " B; expected type " + std::to_string(bpf_map__type(map)) + ", key " +
+                std::to_string(bpf_map__key_size(map)) + " B, value " + std::to_string(bpf_map__value_size(map)) +
+                " B); remove it or pass another --pin-path");
 }
 
 void check_pinned_abi(const std::string& info_path)
@@ -67,7 +79,7 @@ void check_pinned_abi(const std::string& info_path)
 struct Datapath::Impl {
     SmdSkeleton skel;
     std::string pin_path;
-    std::vector<struct bpf_map*> created_pins; // pinned by this process: removed again if start-up fails
+    std::vector<struct bpf_map*> created_pins; // pinned by this process: unpinned again if start-up fails
     bool sk_msg_attached = false;
     bool committed = false;
     Link sockops_link;
@@ -79,8 +91,6 @@ struct Datapath::Impl {
             return;
         for (auto* map : created_pins)
             bpf_map__unpin(map, nullptr);
-        if (!created_pins.empty())
-            ::rmdir(pin_path.c_str());
     }
 };
 
@@ -91,6 +101,7 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
     check_pinned_abi(options.pin_path + "/smd_info");
 
     std::vector<struct bpf_map*> fresh;
+    std::size_t reused = 0;
     struct bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
     {
@@ -101,13 +112,16 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
             throw_errno(-err, "set pin path " + path);
         bool sized = map == skel->maps.smd_sockhash || map == skel->maps.smd_pairs;
         if (path_exists(path)) {
+            auto pinned_info = pinned_map_info(path);
+            check_reusable(map, pinned_info, path);
             if (sized) {
-                std::uint32_t pinned = pinned_max_entries(path);
+                std::uint32_t pinned = pinned_info.max_entries;
                 if (pinned != options.max_sockets)
                     spdlog::warn("reusing pinned {} with {} entries; --max-sockets {} applies after uninstall",
                                  bpf_map__name(map), pinned, options.max_sockets);
                 bpf_map__set_max_entries(map, pinned);
             }
+            ++reused;
         } else {
             if (sized)
                 bpf_map__set_max_entries(map, options.max_sockets);
@@ -115,15 +129,10 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
         }
     }
 
-    try {
-        skel.load();
-    } catch (const Error& e) {
-        throw Error(std::string(e.what()) + "; if maps are pinned at " + options.pin_path +
-                    " by another sockmapd version, uninstall it first or pass another --pin-path");
-    }
+    skel.load();
+    spdlog::info("loaded BPF programs; maps pinned at {} ({} created, {} reused)", options.pin_path, fresh.size(),
+                 reused);
     impl_->created_pins = std::move(fresh);
-    spdlog::info("loaded BPF programs; maps pinned at {} ({} reused)", options.pin_path,
-                 6 - impl_->created_pins.size());
 }
 
 Datapath::~Datapath() = default;

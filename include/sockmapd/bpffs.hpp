@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace sockmapd {
 
@@ -15,8 +16,9 @@ struct PinPathPlan {
 // Checks, without changing anything, that pin_path is or can be a directory on bpffs.
 PinPathPlan plan_pin_path(const std::string& pin_path);
 
-// Carries out the plan: mounts bpffs if needed and creates pin_path.
-void prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan);
+// Carries out the plan: mounts bpffs if needed and creates pin_path (with parents). Returns the directories
+// it created, outermost first, so that a failed start can remove them again.
+std::vector<std::string> prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan);
 
 bool is_on_bpffs(const std::string& path);
 

@@ -64,5 +64,15 @@ TEST_F(PlanPinPath, AcceptsANewDirectoryOnAMountedBpffs)
     EXPECT_FALSE(plan_pin_path(pin).mount_bpffs);
 }
 
+// Pinning straight into the bpffs root would mix our maps with everything else there.
+TEST_F(PlanPinPath, RejectsTheBpffsMountPointItself)
+{
+    for (std::string root : {std::string(kDefaultBpffsMount), std::string(kDefaultBpffsMount) + "/"}) {
+        auto message = plan_error(root);
+        EXPECT_CONTAINS(message, "--pin-path " + root + " is");
+        EXPECT_CONTAINS(message, "mount point itself; use a directory below it");
+    }
+}
+
 } // namespace
 } // namespace sockmapd
