@@ -44,6 +44,20 @@ TEST_F(Loopback, Ipv4ClientOfDualStackListenerRedirected)
     EXPECT_EQ(daemon().counter("redirected_bytes"), kBulk + kBulk / 2);
 }
 
+// TESTPLAN case 1: a gibibyte each way through one pair, every byte redirected.
+TEST_F(Loopback, OneGibibyteEachWayIsRedirectedIntact)
+{
+    constexpr std::uint64_t kGiB = 1ull << 30;
+    daemon().start();
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    auto r = duplex_transfer(client.get(), server.get(), 101, kGiB, 202, kGiB, {1 << 20, 65536}, std::chrono::seconds(120));
+    expect_intact(r, 101, kGiB, 202, kGiB);
+    EXPECT_EQ(daemon().counter("redirected_bytes"), 2 * kGiB);
+    EXPECT_EQ(daemon().counter("fallback_bytes"), 0u);
+}
+
 TEST_F(Loopback, BaselineWithoutDaemonIsIntact)
 {
     transfer_and_check("127.0.0.1", "127.0.0.1");
