@@ -1,0 +1,650 @@
+// deploy/ checked against the binaries it deploys: every flag the systemd unit, its settings file and the
+// Kubernetes manifests use exists in `--help`; the DaemonSet has what a node agent needs and matches the unit's
+// capability set; the probe's test matches what sockmapctl prints; the image ships every library the binaries
+// link and every tool the manifests run; `cmake --install` lays out what docs/install.md says, and
+// systemd-analyze accepts the installed unit. No root needed.
+#include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "sockmapd/pinned.hpp"
+#include "systemd_unit.hpp"
+#include "unit_helpers.hpp"
+
+namespace sockmapd::test {
+namespace {
+
+namespace fs = std::filesystem;
+using smdtest::UnitFile;
+
+const fs::path kSource = SMD_SOURCE_DIR;
+const fs::path kKubernetes = kSource / "deploy/kubernetes";
+const fs::path kUnitPath = kSource / "deploy/systemd/sockmapd.service";
+const fs::path kSettingsPath = kSource / "deploy/systemd/sockmapd.env";
+const fs::path kDockerfile = kSource / "deploy/Dockerfile";
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string output; // stdout and stderr
+};
+
+std::string shell_quote(const std::string& word)
+{
+    std::string quoted = "'";
+    for (char c : word)
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+// Runs argv through the shell, bounded by coreutils timeout(1) so a hang becomes a failure.
+CommandResult run(const std::vector<std::string>& argv, const std::string& env_prefix = "")
+{
+    std::string command = env_prefix + " timeout 120";
+    for (const auto& word : argv)
+        command += " " + shell_quote(word);
+    command += " 2>&1";
+    CommandResult result;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) {
+        ADD_FAILURE() << "popen " << command;
+        return result;
+    }
+    std::array<char, 4096> buffer;
+    while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+        result.output.append(buffer.data(), n);
+    int status = ::pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    EXPECT_NE(result.exit_code, 124) << "timed out: " << command;
+    return result;
+}
+
+std::string read_text(const fs::path& path)
+{
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// Every "--flag" in `text`.
+std::set<std::string> flags_in(const std::string& text)
+{
+    static const std::regex flag(R"((^|[\s"'=(,])(--[a-z][a-z0-9-]*))");
+    std::set<std::string> found;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), flag); it != std::sregex_iterator(); ++it)
+        found.insert((*it)[2].str());
+    return found;
+}
+
+std::set<std::string> help_flags(const std::vector<std::string>& command)
+{
+    auto argv = command;
+    argv.push_back("--help");
+    auto result = run(argv);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return flags_in(result.output);
+}
+
+std::vector<fs::path> manifest_files()
+{
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(kKubernetes))
+        if (entry.path().extension() == ".yaml")
+            files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+// Every document of every manifest except kustomization.yaml, by kind.
+std::multimap<std::string, YAML::Node> resources()
+{
+    std::multimap<std::string, YAML::Node> by_kind;
+    for (const auto& file : manifest_files()) {
+        if (file.filename() == "kustomization.yaml")
+            continue;
+        for (const auto& doc : YAML::LoadAllFromFile(file.string()))
+            by_kind.emplace(doc["kind"].as<std::string>(), doc);
+    }
+    return by_kind;
+}
+
+YAML::Node only(const std::string& kind)
+{
+    auto all = resources();
+    EXPECT_EQ(all.count(kind), 1u) << "expected exactly one " << kind;
+    auto it = all.find(kind);
+    return it == all.end() ? YAML::Node() : it->second;
+}
+
+YAML::Node container_named(const YAML::Node& list, const std::string& name)
+{
+    for (const auto& c : list)
+        if (c["name"].as<std::string>() == name)
+            return c;
+    ADD_FAILURE() << "no container " << name;
+    return YAML::Node();
+}
+
+std::vector<std::string> strings(const YAML::Node& list)
+{
+    std::vector<std::string> out;
+    for (const auto& item : list)
+        out.push_back(item.as<std::string>());
+    return out;
+}
+
+std::string join(const std::vector<std::string>& words)
+{
+    std::string text;
+    for (const auto& w : words)
+        text += (text.empty() ? "" : " ") + w;
+    return text;
+}
+
+std::string binary_version()
+{
+    auto result = run({SMD_SOCKMAPD_BIN, "--version"});
+    EXPECT_EQ(result.exit_code, 0);
+    std::string version = result.output;
+    version.erase(version.find_last_not_of(" \n") + 1);
+    return version;
+}
+
+// The runtime (last) stage of the Dockerfile, continuation lines joined.
+std::vector<std::string> dockerfile_stage_lines(bool last_stage)
+{
+    std::istringstream in(read_text(kDockerfile));
+    std::vector<std::vector<std::string>> stages;
+    std::string pending;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line[0] == '#')
+            continue;
+        if (!line.empty() && line.back() == '\\') {
+            pending += line.substr(0, line.size() - 1) + " ";
+            continue;
+        }
+        line = pending + line;
+        pending.clear();
+        if (line.rfind("FROM ", 0) == 0)
+            stages.emplace_back();
+        if (!stages.empty())
+            stages.back().push_back(line);
+    }
+    EXPECT_GE(stages.size(), 2u) << "a multi-stage build";
+    if (stages.empty())
+        return {};
+    return last_stage ? stages.back() : stages.front();
+}
+
+// Packages `apt-get install` names in the runtime stage.
+std::set<std::string> runtime_packages()
+{
+    std::set<std::string> packages;
+    for (const auto& line : dockerfile_stage_lines(true)) {
+        if (line.rfind("RUN ", 0) != 0)
+            continue;
+        std::istringstream words(line);
+        bool installing = false;
+        for (std::string word; words >> word;) {
+            if (word == "&&" || word == ";")
+                installing = false;
+            else if (word == "install" )
+                installing = true;
+            else if (installing && word[0] != '-')
+                packages.insert(word);
+        }
+    }
+    return packages;
+}
+
+// The Debian package that owns `path` on this (Debian 12) machine, without ":amd64"; "" if none.
+std::string owning_package(const std::string& path)
+{
+    auto result = run({"dpkg-query", "-S", path});
+    if (result.exit_code != 0)
+        return "";
+    // "libbpf1:amd64: /lib/x86_64-linux-gnu/libbpf.so.1" (diversions print other lines first)
+    std::istringstream lines(result.output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("diversion", 0) == 0)
+            continue;
+        auto name = line.substr(0, line.find(':'));
+        return name.substr(0, name.find(','));
+    }
+    return "";
+}
+
+bool have_dpkg() { return run({"dpkg-query", "--version"}).exit_code == 0; }
+
+// ---------------------------------------------------------------------------------------------------------
+// Kubernetes manifests
+
+TEST(DeployManifests, EveryYamlParsesAndNamesItsKind)
+{
+    auto files = manifest_files();
+    ASSERT_FALSE(files.empty());
+    for (const auto& file : files) {
+        SCOPED_TRACE(file.string());
+        std::vector<YAML::Node> docs;
+        ASSERT_NO_THROW(docs = YAML::LoadAllFromFile(file.string()));
+        ASSERT_FALSE(docs.empty());
+        for (const auto& doc : docs) {
+            ASSERT_TRUE(doc.IsMap());
+            EXPECT_TRUE(doc["apiVersion"].IsScalar());
+            ASSERT_TRUE(doc["kind"].IsScalar());
+            auto kind = doc["kind"].as<std::string>();
+            if (kind == "Kustomization")
+                continue;
+            EXPECT_TRUE(doc["metadata"]["name"].IsScalar());
+            EXPECT_EQ(doc["metadata"]["labels"]["app.kubernetes.io/name"].as<std::string>(""), "sockmapd");
+            if (kind != "Namespace") {
+                EXPECT_EQ(doc["metadata"]["namespace"].as<std::string>(""), "sockmapd-system");
+            }
+        }
+    }
+}
+
+TEST(DeployManifests, KustomizationListsEveryManifest)
+{
+    auto kustomization = YAML::LoadFile((kKubernetes / "kustomization.yaml").string());
+    auto listed = strings(kustomization["resources"]);
+    std::sort(listed.begin(), listed.end());
+    std::vector<std::string> present;
+    for (const auto& file : manifest_files())
+        if (file.filename() != "kustomization.yaml")
+            present.push_back(file.filename().string());
+    EXPECT_EQ(listed, present);
+
+    // kubectl's built-in kustomize renders it when kubectl is installed (it is not a dependency).
+    if (run({"sh", "-c", "command -v kubectl"}).exit_code != 0) {
+        std::printf("[ NOTE ] kubectl not installed: kustomize rendering not checked\n");
+        return;
+    }
+    auto rendered = run({"kubectl", "kustomize", kKubernetes.string()});
+    ASSERT_EQ(rendered.exit_code, 0) << rendered.output;
+    EXPECT_EQ(YAML::LoadAll(rendered.output).size(), present.size());
+}
+
+TEST(DeployManifests, NamespaceAllowsWhatTheDaemonSetNeeds)
+{
+    auto ns = only("Namespace");
+    EXPECT_EQ(ns["metadata"]["name"].as<std::string>(), "sockmapd-system");
+    // hostPath volumes, added capabilities and a privileged init container: only the "privileged" level.
+    EXPECT_EQ(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as<std::string>(""), "privileged");
+}
+
+TEST(DeployManifests, DaemonSetHasWhatANodeAgentNeeds)
+{
+    auto ds = only("DaemonSet");
+    auto spec = ds["spec"];
+    auto pod = spec["template"]["spec"];
+
+    // Required by the API: a selector that matches the template's labels, and at least one container.
+    ASSERT_TRUE(spec["selector"]["matchLabels"].IsMap());
+    for (const auto& label : spec["selector"]["matchLabels"])
+        EXPECT_EQ(spec["template"]["metadata"]["labels"][label.first.as<std::string>()].as<std::string>(""),
+                  label.second.as<std::string>());
+    ASSERT_TRUE(pod["containers"].IsSequence());
+    ASSERT_GE(pod["containers"].size(), 1u);
+
+    // Rolling update one node at a time, never two daemons on one node (the pin directory's lock).
+    EXPECT_EQ(spec["updateStrategy"]["type"].as<std::string>(""), "RollingUpdate");
+    EXPECT_EQ(spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"].as<std::string>(""), "1");
+    EXPECT_EQ(spec["updateStrategy"]["rollingUpdate"]["maxSurge"].as<std::string>("0"), "0");
+
+    // Every node: one toleration that matches every taint.
+    ASSERT_TRUE(pod["tolerations"].IsSequence());
+    bool tolerates_all = false;
+    for (const auto& t : pod["tolerations"])
+        tolerates_all |= t["operator"].as<std::string>("") == "Exists" && !t["key"] && !t["effect"];
+    EXPECT_TRUE(tolerates_all);
+    auto grace = pod["terminationGracePeriodSeconds"].as<int>(-1);
+    EXPECT_GT(grace, 0);
+    EXPECT_LE(grace, 30);
+
+    // The ServiceAccount it names exists.
+    EXPECT_EQ(pod["serviceAccountName"].as<std::string>(""), only("ServiceAccount")["metadata"]["name"].as<std::string>());
+
+    // Host paths: bpffs and the cgroup tree.
+    std::map<std::string, std::string> host_paths;
+    for (const auto& v : pod["volumes"])
+        if (v["hostPath"])
+            host_paths[v["name"].as<std::string>()] = v["hostPath"]["path"].as<std::string>();
+    auto daemon = container_named(pod["containers"], "sockmapd");
+    std::map<std::string, std::string> mounted; // host path -> container path
+    for (const auto& m : daemon["volumeMounts"]) {
+        auto name = m["name"].as<std::string>();
+        if (host_paths.count(name))
+            mounted[host_paths[name]] = m["mountPath"].as<std::string>();
+    }
+    EXPECT_EQ(mounted["/sys/fs/bpf"], "/sys/fs/bpf");
+    EXPECT_TRUE(mounted.count("/sys/fs/cgroup")) << "the host's cgroup tree must be mounted for --cgroup";
+
+    // Bidirectional propagation is accepted by the API only on privileged containers.
+    for (const auto* list : {"initContainers", "containers"})
+        for (const auto& c : pod[list])
+            for (const auto& m : c["volumeMounts"])
+                if (m["mountPropagation"].as<std::string>("") == "Bidirectional") {
+                    EXPECT_TRUE(c["securityContext"]["privileged"].as<bool>(false)) << c["name"];
+                }
+
+    // The daemon: not privileged, exactly the systemd unit's capability set, everything else dropped.
+    auto security = daemon["securityContext"];
+    EXPECT_FALSE(security["privileged"].as<bool>(false));
+    EXPECT_EQ(strings(security["capabilities"]["drop"]), std::vector<std::string>{"ALL"});
+    auto added = strings(security["capabilities"]["add"]);
+    std::set<std::string> k8s_caps(added.begin(), added.end());
+    std::set<std::string> unit_caps;
+    for (const auto& cap : smdtest::split_words(UnitFile::parse(kUnitPath).value("Service", "CapabilityBoundingSet")))
+        unit_caps.insert(cap.substr(4));
+    EXPECT_EQ(k8s_caps, unit_caps) << "deploy/kubernetes and deploy/systemd should grant the same capabilities";
+
+    // Probes (exec until the HTTP endpoint of issue 4) and resources.
+    for (const auto* probe : {"readinessProbe", "livenessProbe"}) {
+        EXPECT_TRUE(daemon[probe]["exec"]["command"].IsSequence()) << probe;
+        EXPECT_GT(daemon[probe]["timeoutSeconds"].as<int>(0), 0) << probe;
+    }
+    for (const auto* kind : {"requests", "limits"})
+        EXPECT_TRUE(daemon["resources"][kind]["memory"].IsScalar()) << kind;
+    EXPECT_TRUE(daemon["resources"]["requests"]["cpu"].IsScalar());
+}
+
+TEST(DeployManifests, EveryEnvironmentReferenceResolves)
+{
+    auto pod = only("DaemonSet")["spec"]["template"]["spec"];
+    auto config = only("ConfigMap");
+    auto daemon = container_named(pod["containers"], "sockmapd");
+    std::set<std::string> defined;
+    for (const auto& e : daemon["env"]) {
+        defined.insert(e["name"].as<std::string>());
+        if (auto ref = e["valueFrom"]["configMapKeyRef"]) {
+            EXPECT_EQ(ref["name"].as<std::string>(), config["metadata"]["name"].as<std::string>());
+            EXPECT_TRUE(config["data"][ref["key"].as<std::string>()].IsScalar())
+                << "ConfigMap has no key " << ref["key"];
+        }
+    }
+    static const std::regex reference(R"(\$\(([A-Za-z_][A-Za-z0-9_]*)\))");
+    for (const auto& word : strings(daemon["args"])) {
+        for (auto it = std::sregex_iterator(word.begin(), word.end(), reference); it != std::sregex_iterator(); ++it)
+            EXPECT_TRUE(defined.count((*it)[1].str())) << "$(" << (*it)[1] << ") is not defined in env";
+    }
+}
+
+// The flags the deployment files pass must be flags the binaries accept: a renamed flag would otherwise be
+// found only when a node fails to start the daemon.
+TEST(DeployManifests, EveryFlagUsedExistsInTheBinaries)
+{
+    auto sockmapd_flags = help_flags({SMD_SOCKMAPD_BIN});
+    auto status_flags = help_flags({SMD_SOCKMAPCTL_BIN, "status"});
+    ASSERT_TRUE(sockmapd_flags.count("--cgroup")) << "could not read sockmapd --help";
+    ASSERT_TRUE(status_flags.count("--json")) << "could not read sockmapctl status --help";
+
+    std::vector<std::pair<std::string, std::string>> sockmapd_uses; // (where, text)
+    std::vector<std::pair<std::string, std::string>> sockmapctl_uses;
+
+    auto pod = only("DaemonSet")["spec"]["template"]["spec"];
+    auto daemon = container_named(pod["containers"], "sockmapd");
+    EXPECT_EQ(strings(daemon["command"]), std::vector<std::string>{"/usr/sbin/sockmapd"});
+    sockmapd_uses.emplace_back("daemonset.yaml args", join(strings(daemon["args"])));
+    for (const auto* probe : {"readinessProbe", "livenessProbe"}) {
+        auto command = join(strings(daemon[probe]["exec"]["command"]));
+        EXPECT_NE(command.find("/usr/sbin/sockmapctl status"), std::string::npos) << command;
+        sockmapctl_uses.emplace_back(std::string("daemonset.yaml ") + probe, command);
+    }
+
+    auto unit = UnitFile::parse(kUnitPath);
+    sockmapd_uses.emplace_back("sockmapd.service ExecStart", unit.value("Service", "ExecStart"));
+    // The settings file documents the flags it takes in comments and sets SOCKMAPD_ARGS: check both.
+    sockmapd_uses.emplace_back("sockmapd.env", read_text(kSettingsPath));
+
+    for (const auto& [where, text] : sockmapd_uses)
+        for (const auto& flag : flags_in(text))
+            EXPECT_TRUE(sockmapd_flags.count(flag)) << where << " uses " << flag << ", which sockmapd does not have";
+    for (const auto& [where, text] : sockmapctl_uses)
+        for (const auto& flag : flags_in(text))
+            EXPECT_TRUE(status_flags.count(flag))
+                << where << " uses " << flag << ", which sockmapctl status does not have";
+}
+
+// The probe greps sockmapctl's JSON: run its exact shell command against what the real formatter prints for a
+// running and for a stopped daemon.
+TEST_F(TempDirTest, ProbeCommandMatchesSockmapctlJson)
+{
+    auto daemon = container_named(only("DaemonSet")["spec"]["template"]["spec"]["containers"], "sockmapd");
+    for (const auto* probe : {"readinessProbe", "livenessProbe"}) {
+        SCOPED_TRACE(probe);
+        auto command = strings(daemon[probe]["exec"]["command"]);
+        ASSERT_EQ(command.size(), 3u);
+        ASSERT_EQ(command[0], "/bin/sh");
+        ASSERT_EQ(command[1], "-c");
+        for (bool running : {true, false}) {
+            StatusReport report;
+            report.pin_path = "/sys/fs/bpf/sockmapd";
+            report.daemon_running = running;
+            report.info.daemon_pid = running ? 1 : 0;
+            auto json_path = dir_ / "status.json";
+            std::ofstream(json_path) << format_status_json(report);
+            auto fake = dir_ / "sockmapctl";
+            std::ofstream(fake) << "#!/bin/sh\ncat " << json_path.string() << "\n";
+            fs::permissions(fake, fs::perms::owner_all);
+            std::string script = command[2];
+            auto at = script.find("/usr/sbin/sockmapctl");
+            ASSERT_NE(at, std::string::npos);
+            script.replace(at, std::strlen("/usr/sbin/sockmapctl"), fake.string());
+            auto result = run({"/bin/sh", "-c", script});
+            if (running) {
+                EXPECT_EQ(result.exit_code, 0) << "probe fails on a running daemon: " << result.output;
+            } else {
+                EXPECT_NE(result.exit_code, 0) << "probe passes on a stopped daemon";
+            }
+        }
+    }
+}
+
+TEST(DeployManifests, ImageTagIsTheBinaryVersion)
+{
+    auto version = binary_version();
+    ASSERT_FALSE(version.empty());
+    auto pod = only("DaemonSet")["spec"]["template"]["spec"];
+    for (const auto* list : {"initContainers", "containers"})
+        for (const auto& c : pod[list])
+            EXPECT_EQ(c["image"].as<std::string>(), "sockmapd:" + version) << c["name"];
+    auto kustomization = YAML::LoadFile((kKubernetes / "kustomization.yaml").string());
+    for (const auto& image : kustomization["images"])
+        EXPECT_EQ(image["newTag"].as<std::string>(""), version);
+    EXPECT_NE(read_text(kDockerfile).find("-t sockmapd:" + version), std::string::npos)
+        << "the build command in the Dockerfile's header names another tag";
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// systemd unit, statically (tests/integration/systemd_unit_test.cpp runs it)
+
+TEST(SystemdUnitFile, IsTypeNotifyAndReloadsWithSighup)
+{
+    auto unit = UnitFile::parse(kUnitPath);
+    EXPECT_EQ(unit.value("Service", "Type"), "notify");
+    EXPECT_EQ(unit.value("Service", "ExecReload"), "/bin/kill -HUP $MAINPID");
+    EXPECT_EQ(unit.value("Service", "KillSignal"), "") << "sockmapd stops cleanly on SIGTERM, the default";
+    EXPECT_EQ(unit.value("Service", "Restart"), "on-failure");
+    EXPECT_EQ(unit.value("Service", "EnvironmentFile"), "-/etc/sockmapd/sockmapd.env");
+    EXPECT_EQ(unit.value("Unit", "AssertPathIsMountPoint"), "/sys/fs/bpf");
+    auto rw = smdtest::split_words(unit.value("Service", "ReadWritePaths"));
+    EXPECT_NE(std::find(rw.begin(), rw.end(), "/sys/fs/bpf"), rw.end()) << "the pins must stay writable";
+    EXPECT_EQ(unit.value("Install", "WantedBy"), "multi-user.target");
+    // Options that would take away what bpf() and the attachment need.
+    for (const auto* key : {"PrivateUsers", "PrivateNetwork", "SystemCallFilter", "User", "DynamicUser"})
+        EXPECT_EQ(unit.value("Service", key), "") << key;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Container image
+
+TEST(Dockerfile, BuildsWithoutTestsAndShipsNoCompiler)
+{
+    auto build = dockerfile_stage_lines(false);
+    auto runtime = dockerfile_stage_lines(true);
+    ASSERT_FALSE(build.empty());
+    ASSERT_FALSE(runtime.empty());
+    EXPECT_EQ(build.front(), "FROM debian:12 AS build");
+    EXPECT_EQ(runtime.front(), "FROM debian:12-slim");
+    std::string build_text = join(build);
+    EXPECT_NE(build_text.find("scripts/install-deps.sh --build-only"), std::string::npos);
+    EXPECT_NE(build_text.find("-DSOCKMAPD_BUILD_TESTS=OFF"), std::string::npos);
+    for (const auto& package : runtime_packages()) {
+        EXPECT_EQ(package.find("-dev"), std::string::npos) << package;
+        for (const auto* tool : {"clang", "llvm", "bpftool", "gcc", "linux-headers"}) {
+            bool is_toolchain = package.rfind(tool, 0) == 0;
+            EXPECT_FALSE(is_toolchain) << "the runtime stage installs " << package;
+        }
+    }
+    // Both binaries, where the manifests run them; the entrypoint is the DaemonSet's command.
+    std::string runtime_text = join(runtime);
+    EXPECT_NE(runtime_text.find("COPY --from=build /out/usr/sbin/sockmapd /out/usr/sbin/sockmapctl /usr/sbin/"),
+              std::string::npos);
+    EXPECT_EQ(runtime.back(), "ENTRYPOINT [\"/usr/sbin/sockmapd\"]");
+}
+
+// ldd-resolved NEEDED libraries of both binaries, mapped to their Debian packages on this Debian 12 machine,
+// must all be installed by the runtime stage (libc6 is in every image). Libraries those libraries need come
+// with their packages' dependencies.
+TEST(Dockerfile, RuntimeStageShipsEveryLibraryTheBinariesLink)
+{
+    if (!have_dpkg())
+        GTEST_SKIP() << "not a Debian system: package names cannot be checked here";
+    auto packages = runtime_packages();
+    ASSERT_FALSE(packages.empty());
+    for (const auto* binary : {SMD_SOCKMAPD_BIN, SMD_SOCKMAPCTL_BIN}) {
+        SCOPED_TRACE(binary);
+        auto needed = run({"objdump", "-p", binary});
+        ASSERT_EQ(needed.exit_code, 0) << needed.output;
+        auto resolved = run({"ldd", binary});
+        ASSERT_EQ(resolved.exit_code, 0) << resolved.output;
+        std::istringstream lines(needed.output);
+        int libraries = 0;
+        for (std::string line; std::getline(lines, line);) {
+            std::istringstream words(line);
+            std::string tag, soname;
+            words >> tag >> soname;
+            if (tag != "NEEDED")
+                continue;
+            ++libraries;
+            static const std::regex path_of(R"(=>\s+(\S+))");
+            auto at = resolved.output.find(soname + " =>");
+            ASSERT_NE(at, std::string::npos) << soname << " not resolved by ldd";
+            std::smatch m;
+            std::string rest = resolved.output.substr(at, resolved.output.find('\n', at) - at);
+            ASSERT_TRUE(std::regex_search(rest, m, path_of)) << rest;
+            auto package = owning_package(fs::canonical(m[1].str()).string());
+            if (package.empty())
+                package = owning_package(m[1].str());
+            ASSERT_FALSE(package.empty()) << "no package owns " << m[1];
+            if (package == "libc6")
+                continue;
+            EXPECT_TRUE(packages.count(package)) << binary << " needs " << soname << " from " << package
+                                                 << ", which the runtime stage does not install";
+        }
+        EXPECT_GE(libraries, 3) << "objdump found too few NEEDED entries to be credible";
+    }
+}
+
+TEST(Dockerfile, RuntimeStageHasTheToolsTheManifestsRun)
+{
+    if (!have_dpkg())
+        GTEST_SKIP() << "not a Debian system: package names cannot be checked here";
+    auto packages = runtime_packages();
+    // sh and grep: the probes; mountpoint and mount: the init container. Checked against the commands below.
+    auto pod = only("DaemonSet")["spec"]["template"]["spec"];
+    std::string commands;
+    for (const auto* list : {"initContainers", "containers"})
+        for (const auto& c : pod[list]) {
+            commands += join(strings(c["command"])) + "\n";
+            for (const auto* probe : {"readinessProbe", "livenessProbe"})
+                if (c[probe])
+                    commands += join(strings(c[probe]["exec"]["command"])) + "\n";
+        }
+    for (const auto* tool : {"sh", "grep", "mountpoint", "mount"}) {
+        if (!std::regex_search(commands, std::regex(std::string(R"((^|[\s/|]))") + tool + R"(\s)")))
+            continue;
+        std::string package;
+        for (const auto* dir : {"/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"})
+            if (package.empty())
+                package = owning_package(std::string(dir) + tool);
+        if (std::string(tool) == "sh")
+            package = "dash"; // /bin/sh is a diversion-managed link to dash on Debian
+        EXPECT_TRUE(packages.count(package)) << "the manifests run " << tool << " from " << package
+                                             << ", which the runtime stage does not install";
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// cmake --install
+
+class Install : public TempDirTest {
+protected:
+    CommandResult install(const std::string& prefix, const std::string& destdir = "")
+    {
+        std::string env = destdir.empty() ? "" : "DESTDIR=" + shell_quote(destdir);
+        auto result = run({SMD_CMAKE_COMMAND, "--install", SMD_BINARY_DIR, "--prefix", prefix}, env);
+        EXPECT_EQ(result.exit_code, 0) << result.output;
+        return result;
+    }
+};
+
+TEST_F(Install, LaysOutBinariesUnitSettingsAndDocs)
+{
+    auto root = (dir_ / "root").string();
+    install("/usr", root);
+    std::set<std::string> files;
+    for (const auto& entry : fs::recursive_directory_iterator(root))
+        if (entry.is_regular_file())
+            files.insert(entry.path().string().substr(root.size()));
+    for (const auto* expected :
+         {"/usr/sbin/sockmapd", "/usr/sbin/sockmapctl", "/usr/lib/systemd/system/sockmapd.service",
+          "/etc/sockmapd/sockmapd.env", "/usr/share/doc/sockmapd/install.md", "/usr/share/doc/sockmapd/README.md",
+          "/usr/share/doc/sockmapd/examples/sockmapd.env", "/usr/share/doc/sockmapd/examples/kubernetes/daemonset.yaml",
+          "/usr/share/doc/sockmapd/examples/Dockerfile"})
+        EXPECT_TRUE(files.count(expected)) << expected << " not installed; installed:\n" << join(std::vector<std::string>(files.begin(), files.end()));
+
+    // With the /usr prefix the unit's paths are the ones in deploy/systemd, unchanged.
+    EXPECT_EQ(read_text(root + "/usr/lib/systemd/system/sockmapd.service"), read_text(kUnitPath));
+    auto sbin = fs::status(root + "/usr/sbin/sockmapd").permissions();
+    EXPECT_NE(sbin & fs::perms::owner_exec, fs::perms::none);
+
+    // An upgrade keeps the operator's settings.
+    std::ofstream(root + "/etc/sockmapd/sockmapd.env") << "SOCKMAPD_ARGS=--cgroup /sys/fs/cgroup/mine\n";
+    auto again = install("/usr", root);
+    EXPECT_NE(again.output.find("Keeping:"), std::string::npos) << again.output;
+    EXPECT_EQ(read_text(root + "/etc/sockmapd/sockmapd.env"), "SOCKMAPD_ARGS=--cgroup /sys/fs/cgroup/mine\n");
+}
+
+// Another prefix moves every path the unit names, and systemd-analyze then checks the unit as installed
+// (it needs ExecStart's binary to exist, which a prefix of our own provides).
+TEST_F(Install, SystemdAnalyzeVerifiesTheInstalledUnit)
+{
+    auto prefix = (dir_ / "usr").string();
+    install(prefix);
+    auto unit_path = prefix + "/lib/systemd/system/sockmapd.service";
+    auto unit = UnitFile::parse(unit_path);
+    EXPECT_EQ(smdtest::split_words(unit.value("Service", "ExecStart")).front(), prefix + "/sbin/sockmapd");
+    EXPECT_EQ(unit.value("Service", "EnvironmentFile"), "-" + prefix + "/etc/sockmapd/sockmapd.env");
+    EXPECT_TRUE(fs::exists(prefix + "/etc/sockmapd/sockmapd.env"));
+
+    if (run({"sh", "-c", "command -v systemd-analyze"}).exit_code != 0)
+        GTEST_SKIP() << "systemd-analyze not installed (scripts/install-deps.sh installs the systemd package)";
+    auto verify = run({"systemd-analyze", "verify", unit_path});
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+    // Unknown keys and bad values are only warnings: any output is a finding.
+    EXPECT_EQ(verify.output, "") << "systemd-analyze verify complained";
+}
+
+} // namespace
+} // namespace sockmapd::test
