@@ -12,9 +12,13 @@ file(READ "${SMD_DEPLOY_DIR}/systemd/sockmapd.service" unit)
 string(REPLACE "/usr/sbin/" "${prefix}/${SMD_SBINDIR}/" unit "${unit}")
 string(REPLACE "/etc/sockmapd/" "${sysconfdir}/sockmapd/" unit "${unit}")
 string(REPLACE "/usr/share/doc/sockmapd/" "${prefix}/${SMD_DOCDIR}/" unit "${unit}")
-file(WRITE "${SMD_WORK_DIR}/sockmapd.service" "${unit}")
+# One staging file per prefix, so that installs to different prefixes at once (tests) cannot mix them up.
+string(MD5 prefix_tag "$ENV{DESTDIR}${prefix}")
+set(staged "${SMD_WORK_DIR}/sockmapd.service.${prefix_tag}")
+file(WRITE "${staged}" "${unit}")
 # file(INSTALL) adds DESTDIR, prints "Installing:" and records the file in install_manifest.txt.
-file(INSTALL DESTINATION "${prefix}/lib/systemd/system" TYPE FILE FILES "${SMD_WORK_DIR}/sockmapd.service")
+file(INSTALL DESTINATION "${prefix}/lib/systemd/system" TYPE FILE FILES "${staged}" RENAME sockmapd.service)
+file(REMOVE "${staged}")
 
 # The settings file is the operator's once installed: an upgrade must not overwrite it.
 if(EXISTS "$ENV{DESTDIR}${sysconfdir}/sockmapd/sockmapd.env")
