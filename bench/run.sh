@@ -122,6 +122,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 trap 'log "interrupted"; exit 130' INT TERM
 
 mkdir "$cgroup"
@@ -192,7 +193,14 @@ if [[ ",$scenarios," == *,connrate,* ]]; then
 fi
 [ ${#points[@]} -gt 0 ] || die "no points selected by --scenario $scenarios"
 
-raw="$tmp/samples.jsonl"
+# Raw samples go straight to their final place, so an interrupted run keeps what it measured.
+host=$(hostname -s)
+stamp=$(date +%Y-%m-%d)
+suffix=""
+[ "$quick" -eq 0 ] || suffix="-quick"
+[ -n "$out" ] || out="$repo/bench/results/$stamp-$host$suffix.md"
+mkdir -p "$(dirname "$out")"
+raw="${out%.md}.jsonl"
 : >"$raw"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 total=0
@@ -250,11 +258,6 @@ done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report ----------------------------------------------------------------------------------------
-host=$(hostname -s)
-stamp=$(date +%Y-%m-%d)
-[ -n "$out" ] || out="$repo/bench/results/$stamp-$host$([ $quick -eq 1 ] && echo -quick).md"
-mkdir -p "$(dirname "$out")"
-cp "$raw" "${out%.md}.jsonl"
 
 # "median min max" of a metric over the samples of one point and variant.
 stat() {
@@ -305,7 +308,7 @@ commit=$(git -C "${src_dir:-$repo}" describe --always --dirty --abbrev=12 2>/dev
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
 {
-  echo "# sockmapd benchmark, $stamp on $host$([ $quick -eq 1 ] && echo ' (quick smoke run)')"
+  echo "# sockmapd benchmark, $stamp on $host${suffix:+ (quick smoke run)}"
   echo
   echo "## Machine"
   echo
