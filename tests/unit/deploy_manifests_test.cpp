@@ -646,5 +646,62 @@ TEST_F(Install, SystemdAnalyzeVerifiesTheInstalledUnit)
     EXPECT_EQ(verify.output, "") << "systemd-analyze verify complained";
 }
 
+// `make package`: the .deb holds exactly what `cmake --install --prefix /usr` installs, with the unit unchanged,
+// keeps the settings file as a conffile, and depends only on packages the container image installs too.
+TEST_F(Install, DebianPackageMatchesTheInstallLayout)
+{
+    if (!have_dpkg())
+        GTEST_SKIP() << "not a Debian system: no dpkg-deb";
+    auto out = (dir_ / "package").string();
+    auto packed = run({SMD_CPACK_COMMAND, "-G", "DEB", "--config", std::string(SMD_BINARY_DIR) + "/CPackConfig.cmake",
+                       "-B", out});
+    ASSERT_EQ(packed.exit_code, 0) << packed.output;
+    std::string deb;
+    for (const auto& entry : fs::directory_iterator(out))
+        if (entry.path().extension() == ".deb")
+            deb = entry.path().string();
+    ASSERT_FALSE(deb.empty()) << packed.output;
+
+    auto root = (dir_ / "root").string();
+    install("/usr", root);
+    std::set<std::string> installed;
+    for (const auto& entry : fs::recursive_directory_iterator(root))
+        if (entry.is_regular_file())
+            installed.insert(entry.path().string().substr(root.size()));
+    auto listing = run({"dpkg-deb", "--contents", deb});
+    ASSERT_EQ(listing.exit_code, 0) << listing.output;
+    std::set<std::string> packaged;
+    std::istringstream lines(listing.output);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line[0] == '-') // regular files: "-rw-r--r-- root/root 123 date time ./path"
+            packaged.insert(line.substr(line.find("./") + 1));
+    EXPECT_EQ(packaged, installed);
+
+    auto extracted = (dir_ / "extracted").string();
+    ASSERT_EQ(run({"dpkg-deb", "-x", deb, extracted}).exit_code, 0);
+    EXPECT_EQ(read_text(extracted + "/usr/lib/systemd/system/sockmapd.service"), read_text(kUnitPath));
+    auto conffiles = run({"dpkg-deb", "--info", deb, "conffiles"});
+    EXPECT_EQ(conffiles.output, "/etc/sockmapd/sockmapd.env\n");
+
+    auto depends = run({"dpkg-deb", "--field", deb, "Depends"});
+    ASSERT_EQ(depends.exit_code, 0) << depends.output;
+    auto image = runtime_packages();
+    std::string provided; // virtual package names the image's packages provide, e.g. libspdlog1.10-fmt9
+    for (const auto& package : image)
+        provided += " " + run({"dpkg-query", "-W", "-f=${Provides}", package}).output + ",";
+    static const std::regex name(R"((?:^|,)\s*([a-z0-9][a-z0-9.+-]*))");
+    int count = 0;
+    for (auto it = std::sregex_iterator(depends.output.begin(), depends.output.end(), name);
+         it != std::sregex_iterator(); ++it) {
+        auto package = (*it)[1].str();
+        ++count;
+        if (package == "libc6")
+            continue;
+        bool in_image = image.count(package) || provided.find(" " + package) != std::string::npos;
+        EXPECT_TRUE(in_image) << "the package depends on " << package << ", which the image does not install";
+    }
+    EXPECT_GE(count, 3) << depends.output;
+}
+
 } // namespace
 } // namespace sockmapd::test
