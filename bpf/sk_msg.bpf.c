@@ -18,14 +18,12 @@ int smd_sk_msg(struct sk_msg_md *msg)
 
 	ctx = bpf_sk_storage_get(&smd_sk_ctx, msg->sk, 0, 0);
 	if (!ctx) {
-		smd_count(SMD_CTR_FALLBACK_NO_CTX, 1);
-		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		smd_count_message(SMD_CTR_FALLBACK_NO_CTX, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
 	if (ctx->flags & SMD_CTX_TCP_PINNED) {
 		ctx->passed_bytes += size;
-		smd_count(SMD_CTR_FALLBACK_PINNED, 1);
-		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		smd_count_message(SMD_CTR_FALLBACK_PINNED, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
 
@@ -34,13 +32,11 @@ int smd_sk_msg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &smd_sockhash, &peer, BPF_F_INGRESS) != SK_PASS) {
 		ctx->flags |= SMD_CTX_TCP_PINNED;
 		ctx->passed_bytes += size;
-		smd_count(SMD_CTR_FALLBACK_NO_PEER, 1);
-		smd_count(SMD_CTR_FALLBACK_BYTES, size);
+		smd_count_message(SMD_CTR_FALLBACK_NO_PEER, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
 	ctx->redirected_bytes += size;
 	ctx->redirected_msgs++;
-	smd_count(SMD_CTR_MSGS_REDIRECTED, 1);
-	smd_count(SMD_CTR_BYTES_REDIRECTED, size);
+	smd_count_message(SMD_CTR_MSGS_REDIRECTED, SMD_CTR_BYTES_REDIRECTED, size);
 	return SK_PASS;
 }
