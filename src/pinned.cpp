@@ -90,34 +90,76 @@ PinnedDatapath::PinnedDatapath(const std::string& pin_path)
     : pin_path_(pin_path),
       sockhash_(open_pinned(pin_path, "smd_sockhash")),
       pairs_(open_pinned(pin_path, "smd_pairs")),
+      hints_(open_pinned(pin_path, "smd_hints")),
       counters_(open_pinned(pin_path, "smd_counters")),
       info_(open_pinned(pin_path, "smd_info"))
 {
+    auto sockhash_info = map_info(sockhash_.get());
+    sockhash_id_ = sockhash_info.id;
+    capacities_ = {.sockhash = sockhash_info.max_entries,
+                   .pairs = map_info(pairs_.get()).max_entries,
+                   .hints = map_info(hints_.get()).max_entries};
+}
+
+struct smd_info PinnedDatapath::info() const
+{
+    struct smd_info info {};
+    std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(info_.get(), &zero, &info) != 0)
+        throw_errno(errno, "read smd_info");
+    return info;
+}
+
+MapFill PinnedDatapath::fill() const
+{
+    MapFill fill;
+    // A sockhash cannot be read in batches: one get_next_key per socket. smd_pairs is a hash map, so its
+    // keys and flags come in batches of kPairBatch, a few syscalls per thousand pairs.
+    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++fill.sockets; });
+    constexpr std::uint32_t kPairBatch = 4096;
+    std::vector<struct smd_pair_key> keys(kPairBatch);
+    std::vector<struct smd_pair_state> states(kPairBatch);
+    std::uint64_t batch_position = 0;
+    bool first = true;
+    for (;;) {
+        std::uint32_t count = kPairBatch;
+        int err = bpf_map_lookup_batch(pairs_.get(), first ? nullptr : &batch_position, &batch_position,
+                                       keys.data(), states.data(), &count, nullptr);
+        int saved = errno;
+        first = false;
+        for (std::uint32_t i = 0; i < count && (err == 0 || saved == ENOENT); ++i) {
+            if (states[i].flags & SMD_PAIR_PASSIVE_IN)
+                ++fill.pairs;
+            else
+                ++fill.half_pairs;
+        }
+        if (err == 0)
+            continue;
+        if (saved == ENOENT) // the last batch, possibly partial
+            break;
+        throw_errno(saved, "read smd_pairs");
+    }
+    return fill;
+}
+
+CounterValues PinnedDatapath::counters() const
+{
+    return read_counters(counters_.get());
 }
 
 StatusReport PinnedDatapath::status() const
 {
     StatusReport report;
     report.pin_path = pin_path_;
-    std::uint32_t zero = 0;
-    if (bpf_map_lookup_elem(info_.get(), &zero, &report.info) != 0)
-        throw_errno(errno, "read smd_info");
+    report.info = info();
     report.daemon_running = report.info.daemon_pid != 0 && ::kill(static_cast<pid_t>(report.info.daemon_pid), 0) == 0;
-
-    auto sockhash_info = map_info(sockhash_.get());
-    report.max_sockets = sockhash_info.max_entries;
-    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++report.sockets; });
-    for_each_key<struct smd_pair_key>(pairs_.get(), [&](const struct smd_pair_key& key) {
-        struct smd_pair_state state {};
-        if (bpf_map_lookup_elem(pairs_.get(), &key, &state) != 0)
-            return;
-        if (state.flags & SMD_PAIR_PASSIVE_IN)
-            ++report.pairs;
-        else
-            ++report.half_pairs;
-    });
-    report.counters = read_counters(counters_.get());
-    report.programs = programs_using(sockhash_info.id);
+    report.max_sockets = capacities_.sockhash;
+    MapFill now = fill();
+    report.sockets = now.sockets;
+    report.pairs = now.pairs;
+    report.half_pairs = now.half_pairs;
+    report.counters = counters();
+    report.programs = programs_using(sockhash_id_);
     return report;
 }
 

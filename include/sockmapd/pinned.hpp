@@ -24,6 +24,20 @@ struct ProgramInfo {
     std::uint64_t run_time_ns = 0;
 };
 
+// How full the sockhash and the pair table are right now (walks both maps: cost grows with their fill).
+struct MapFill {
+    std::uint64_t sockets = 0;    // entries in the sockhash
+    std::uint64_t pairs = 0;      // connections with both ends in the sockhash
+    std::uint64_t half_pairs = 0; // active end in, passive not (yet)
+};
+
+// max_entries of the sized maps; fixed for the life of a map.
+struct MapCapacities {
+    std::uint32_t sockhash = 0;
+    std::uint32_t pairs = 0;
+    std::uint32_t hints = 0;
+};
+
 struct StatusReport {
     std::string pin_path;
     struct smd_info info {};
@@ -41,11 +55,21 @@ public:
     // Throws with a clear message if nothing (or something else) is pinned at pin_path.
     explicit PinnedDatapath(const std::string& pin_path);
 
+    // Everything sockmapctl status shows, including the programs that use the sockhash.
     StatusReport status() const;
+
+    // The pieces of status() that metrics need, each cheap on its own; see docs/metrics.md for their cost.
+    struct smd_info info() const;
+    MapFill fill() const;
+    CounterValues counters() const;
+    const MapCapacities& capacities() const { return capacities_; }
+    const std::string& pin_path() const { return pin_path_; }
 
 private:
     std::string pin_path_;
-    Fd sockhash_, pairs_, counters_, info_;
+    Fd sockhash_, pairs_, hints_, counters_, info_;
+    MapCapacities capacities_;
+    std::uint32_t sockhash_id_ = 0;
 };
 
 std::string format_status_text(const StatusReport& report);
