@@ -1,11 +1,22 @@
 // One log: spdlog for the daemon and for libbpf's own messages.
 #pragma once
 
+#include <spdlog/formatter.h>
+
+#include <memory>
 #include <string>
+#include <string_view>
 
 namespace sockmapd {
 
-// level: trace, debug, info, warn, error, critical, off. Throws on anything else.
-void setup_logging(const std::string& level);
+// level: trace, debug, info, warn, error, critical, off. format: text (a line for humans) or json (one
+// object per line: time, level, msg). Throws on anything else.
+void setup_logging(const std::string& level, const std::string& format = "text");
+
+// The formatter setup_logging installs for `format`; throws on an unknown format.
+std::unique_ptr<spdlog::formatter> make_log_formatter(const std::string& format);
+
+// text as the contents of a JSON string: quotes, backslashes and control characters escaped.
+std::string json_escape(std::string_view text);
 
 } // namespace sockmapd
