@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake pkg-config git
   clang llvm bpftool libbpf-dev linux-libc-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev libcpp-httplib-dev
 )
 # Tests and benchmarks. systemd brings systemd-analyze for checking the unit file; installing it does not make
 # it PID 1 (that is systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.

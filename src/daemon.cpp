@@ -13,7 +13,9 @@
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/datapath.hpp"
 #include "sockmapd/error.hpp"
+#include "sockmapd/http_server.hpp"
 #include "sockmapd/instance_lock.hpp"
+#include "sockmapd/metrics.hpp"
 #include "sockmapd/notify.hpp"
 #include "sockmapd/preflight.hpp"
 #include "sockmapd/version.h"
@@ -95,11 +97,20 @@ private:
 void run_daemon(const DaemonConfig& config)
 {
     // Everything that can be checked without changing the system is checked first.
+    std::optional<ListenAddress> metrics_address;
+    if (!config.metrics_address.empty())
+        metrics_address = parse_listen_address(config.metrics_address);
     throw_first(check_privileges());
     std::string cgroup = config.cgroup.empty() ? detect_cgroup2_root() : config.cgroup;
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
     throw_first(check_kernel_features());
+    // Listening is the last check: a taken port stops the start before anything is pinned or attached.
+    MetricsSource metrics;
+    std::optional<HttpServer> http;
+    if (metrics_address)
+        http.emplace(*metrics_address, HttpRoutes{.metrics = [&] { return metrics.scrape(); },
+                                                  .not_ready = [&] { return metrics.not_ready(); }});
 
     CreatedDirectories pin_dirs(prepare_pin_path(config.pin_path, plan));
     InstanceLock lock(config.pin_path);
@@ -112,12 +123,17 @@ void run_daemon(const DaemonConfig& config)
     datapath.publish_info(info);
     datapath.commit_pins();
     pin_dirs.keep();
+    metrics.datapath_up(config.pin_path);
+    if (http)
+        spdlog::info("serving /metrics, /healthz and /readyz on http://{}", format_listen_address(http->address()));
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
     notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 
     wait_for_stop(datapath);
     notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
+    metrics.datapath_down();
+    http.reset();
     info.daemon_pid = 0;
     datapath.publish_info(info);
     spdlog::info("detaching sock_ops; paired connections keep their redirect through the maps pinned at {}",

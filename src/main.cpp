@@ -10,6 +10,7 @@
 #include "sockmapd/cli.hpp"
 #include "sockmapd/daemon.hpp"
 #include "sockmapd/error.hpp"
+#include "sockmapd/http_server.hpp"
 #include "sockmapd/log.hpp"
 #include "sockmapd/version.h"
 
@@ -48,6 +49,12 @@ int main(int argc, char** argv)
                    "cgroup v2 directory whose processes' connections are accelerated (default: the cgroup v2 mount)");
     app.add_option("--pin-path", config.pin_path, "bpffs directory for the pinned maps")->capture_default_str();
     app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+    app.add_option("--log-format", config.log_format, "text, or json for one JSON object per line")
+        ->capture_default_str();
+    config.metrics_address = sockmapd::kDefaultMetricsAddress;
+    app.add_option("--metrics-address", config.metrics_address,
+                   "HOST:PORT for /metrics, /healthz and /readyz; \"\" disables the HTTP server")
+        ->capture_default_str();
     app.add_option("--max-sockets", config.max_sockets, "capacity of the sockhash (sockets accelerated at once)")
         ->check(CLI::Range(2u, 1u << 24))
         ->capture_default_str();
@@ -55,7 +62,7 @@ int main(int argc, char** argv)
         return *exit_code;
 
     try {
-        sockmapd::setup_logging(config.log_level);
+        sockmapd::setup_logging(config.log_level, config.log_format);
         ScopedSignalMask signals;
         sockmapd::run_daemon(config);
         return 0;

@@ -12,6 +12,8 @@ struct DaemonConfig {
     std::string cgroup;       // empty: the cgroup v2 mount point
     std::string pin_path;
     std::string log_level = "info";
+    std::string log_format = "text";
+    std::string metrics_address; // HOST:PORT of /metrics, /healthz, /readyz; empty: no HTTP server
     std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
 };
 

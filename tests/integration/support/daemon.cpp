@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -37,6 +38,10 @@ void Daemon::start(const std::vector<std::string>& extra_args)
 {
     std::vector<std::string> argv{sockmapd_bin(), "--cgroup", cgroup_, "--pin-path", pin_path_, "--log-level", "debug"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    // The metrics server is off unless a test asks for it: its default port is one per machine, and tests
+    // (and other people's runs) start daemons side by side.
+    if (std::find(extra_args.begin(), extra_args.end(), "--metrics-address") == extra_args.end())
+        argv.insert(argv.end(), {"--metrics-address", ""});
     process_ = Process(argv, {.output_file = log_path_});
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     while (std::chrono::steady_clock::now() < deadline) {

@@ -19,7 +19,8 @@ public:
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
-    // Starts sockmapd and waits (bounded) until sockmapctl reports it running with both programs.
+    // Starts sockmapd and waits (bounded) until sockmapctl reports it running with both programs. Adds
+    // --metrics-address "" (no HTTP server) unless extra_args set --metrics-address.
     void start(const std::vector<std::string>& extra_args = {});
     // SIGTERM (or another signal) and wait for the exit.
     void stop(int sig = 15);

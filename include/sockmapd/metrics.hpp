@@ -1,0 +1,61 @@
+// Prometheus metrics of the data path: a snapshot of the pinned maps, rendered in the text exposition format.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sockmapd/counters.hpp"
+#include "sockmapd/pinned.hpp"
+
+namespace sockmapd {
+
+// The Content-Type of the Prometheus text format 0.0.4.
+inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// Everything one scrape reports; filled from the maps by MetricsSource, by hand in unit tests.
+struct MetricsSnapshot {
+    MapFill fill;
+    MapCapacities capacities;
+    CounterValues counters{};
+    std::string version; // sockmapd version
+    std::string kernel;  // uname -r
+    double scrape_seconds = 0; // time spent reading the maps for this snapshot
+};
+
+// The exposition text for a snapshot: a pure function, every family with its HELP and TYPE lines.
+std::string render_metrics(const MetricsSnapshot& snapshot);
+
+// A label value with backslash, double quote and line feed escaped as the text format requires.
+std::string escape_label_value(std::string_view value);
+
+// What the daemon's HTTP endpoints read. Empty until the daemon has attached its programs, emptied again
+// before it detaches them. Scrapes are serialized: each one walks the maps, and concurrent scrapers must
+// not multiply that cost.
+class MetricsSource {
+public:
+    MetricsSource();
+    ~MetricsSource();
+    MetricsSource(const MetricsSource&) = delete;
+    MetricsSource& operator=(const MetricsSource&) = delete;
+
+    // The programs are attached and smd_info is published: opens the pinned maps read-only.
+    void datapath_up(const std::string& pin_path);
+    // About to detach: /readyz fails and /metrics has nothing to say from here on.
+    void datapath_down();
+
+    // nullopt when ready (attached, pins present, maps readable), else one sentence saying why not.
+    std::optional<std::string> not_ready() const;
+    // The /metrics body, or nullopt while the data path is down.
+    std::optional<std::string> scrape() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::unique_ptr<PinnedDatapath> pins_;
+    std::string kernel_;
+};
+
+} // namespace sockmapd

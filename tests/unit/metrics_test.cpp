@@ -1,0 +1,173 @@
+// Prometheus text rendering: exact output for a known snapshot, every counter exported once, label escaping.
+#include "sockmapd/metrics.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "unit_helpers.hpp"
+
+namespace sockmapd {
+namespace {
+
+MetricsSnapshot sample_snapshot()
+{
+    MetricsSnapshot s;
+    s.fill = {.sockets = 6, .pairs = 2, .half_pairs = 1};
+    s.capacities = {.sockhash = 65536, .pairs = 65536, .hints = 16384};
+    for (int i = 0; i < SMD_CTR_MAX; ++i)
+        s.counters[i] = 100 + i; // distinct per counter: a swapped mapping shows up as a wrong value
+    s.version = "0.1.0";
+    s.kernel = "6.18.0-test";
+    s.scrape_seconds = 0.25;
+    return s;
+}
+
+// The whole exposition for sample_snapshot(): what a scraper sees, byte for byte.
+constexpr const char* kExpected = R"(# HELP sockmapd_build_info Always 1; the labels say which sockmapd runs on which kernel.
+# TYPE sockmapd_build_info gauge
+sockmapd_build_info{version="0.1.0",kernel="6.18.0-test"} 1
+# HELP sockmapd_sockets Sockets in smd_sockhash now.
+# TYPE sockmapd_sockets gauge
+sockmapd_sockets 6
+# HELP sockmapd_pairs Connections with both ends in smd_sockhash now.
+# TYPE sockmapd_pairs gauge
+sockmapd_pairs 2
+# HELP sockmapd_pairs_waiting Pair entries whose active end is in smd_sockhash and whose passive end is not (yet).
+# TYPE sockmapd_pairs_waiting gauge
+sockmapd_pairs_waiting 1
+# HELP sockmapd_map_capacity max_entries of each sized map.
+# TYPE sockmapd_map_capacity gauge
+sockmapd_map_capacity{map="smd_sockhash"} 65536
+sockmapd_map_capacity{map="smd_pairs"} 65536
+sockmapd_map_capacity{map="smd_hints"} 16384
+# HELP sockmapd_pairs_total Connections paired: both ends entered the sockhash.
+# TYPE sockmapd_pairs_total counter
+sockmapd_pairs_total 103
+# HELP sockmapd_pairs_closed_total Pair entries removed after both ends closed.
+# TYPE sockmapd_pairs_closed_total counter
+sockmapd_pairs_closed_total 114
+# HELP sockmapd_sockets_inserted_total Sockets put into the sockhash, both roles.
+# TYPE sockmapd_sockets_inserted_total counter
+sockmapd_sockets_inserted_total 102
+# HELP sockmapd_redirected_messages_total sk_msg verdicts that redirected a send to the peer socket.
+# TYPE sockmapd_redirected_messages_total counter
+sockmapd_redirected_messages_total 104
+# HELP sockmapd_redirected_bytes_total Bytes in redirected messages, counted at verdict time.
+# TYPE sockmapd_redirected_bytes_total counter
+sockmapd_redirected_bytes_total 105
+# HELP sockmapd_fallback_messages_total Messages of sockets in the sockhash passed to TCP, by reason.
+# TYPE sockmapd_fallback_messages_total counter
+sockmapd_fallback_messages_total{reason="no_peer"} 106
+sockmapd_fallback_messages_total{reason="pinned"} 107
+sockmapd_fallback_messages_total{reason="no_context"} 108
+# HELP sockmapd_fallback_bytes_total Bytes in messages passed to TCP, all reasons.
+# TYPE sockmapd_fallback_bytes_total counter
+sockmapd_fallback_bytes_total 109
+# HELP sockmapd_insert_failures_total Sockets that could not be paired, by reason.
+# TYPE sockmapd_insert_failures_total counter
+sockmapd_insert_failures_total{reason="full"} 111
+sockmapd_insert_failures_total{reason="refused"} 112
+sockmapd_insert_failures_total{reason="key_collision"} 113
+# HELP sockmapd_syn_hints_total SYNs seen by listeners in scope (hints recorded).
+# TYPE sockmapd_syn_hints_total counter
+sockmapd_syn_hints_total 100
+# HELP sockmapd_skipped_not_local_total Established sockets not inserted: their peer is not a local socket in scope.
+# TYPE sockmapd_skipped_not_local_total counter
+sockmapd_skipped_not_local_total 101
+# HELP sockmapd_early_data_total Connections that sent data before insertion (TCP Fast Open).
+# TYPE sockmapd_early_data_total counter
+sockmapd_early_data_total 110
+# HELP sockmapd_scrape_duration_seconds Time this scrape spent reading the BPF maps.
+# TYPE sockmapd_scrape_duration_seconds gauge
+sockmapd_scrape_duration_seconds 0.25
+)";
+
+std::vector<std::string> lines_of(const std::string& text)
+{
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    return lines;
+}
+
+TEST(RenderMetrics, ExactTextForAKnownSnapshot)
+{
+    EXPECT_EQ(render_metrics(sample_snapshot()), kExpected);
+}
+
+TEST(RenderMetrics, EveryCounterIsExportedExactlyOnce)
+{
+    // Each counter has a distinct value in the sample; each value must appear on exactly one sample line.
+    std::multiset<std::string> values;
+    for (const auto& line : lines_of(render_metrics(sample_snapshot())))
+        if (line.rfind("#", 0) != 0 && line.rfind("sockmapd_build_info", 0) != 0)
+            values.insert(line.substr(line.rfind(' ') + 1));
+    for (int i = 0; i < SMD_CTR_MAX; ++i)
+        EXPECT_EQ(values.count(std::to_string(100 + i)), 1u)
+            << "counter " << counter_name(static_cast<enum smd_counter>(i)) << " exported "
+            << values.count(std::to_string(100 + i)) << " times";
+}
+
+// The format requires one HELP and one TYPE per family, before its samples, and samples of a family together.
+TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
+{
+    std::map<std::string, std::string> types;
+    std::set<std::string> finished;
+    std::string current;
+    for (const auto& line : lines_of(render_metrics(sample_snapshot()))) {
+        if (line.rfind("# HELP ", 0) == 0) {
+            std::string name = line.substr(7, line.find(' ', 7) - 7);
+            EXPECT_FALSE(types.count(name) || finished.count(name)) << "second HELP for " << name;
+            if (!current.empty())
+                finished.insert(current);
+            current = name;
+            continue;
+        }
+        if (line.rfind("# TYPE ", 0) == 0) {
+            std::string rest = line.substr(7);
+            std::string name = rest.substr(0, rest.find(' '));
+            EXPECT_EQ(name, current) << "TYPE without its HELP";
+            types[name] = rest.substr(rest.find(' ') + 1);
+            continue;
+        }
+        std::string name = line.substr(0, line.find_first_of("{ "));
+        EXPECT_EQ(name, current) << "sample outside its family: " << line;
+        ASSERT_TRUE(types.count(name)) << "sample before TYPE: " << line;
+        if (types[name] == "counter") {
+            EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
+        }
+    }
+    EXPECT_EQ(types.size(), 17u);
+}
+
+TEST(RenderMetrics, LargeCountersAreExactIntegers)
+{
+    MetricsSnapshot s = sample_snapshot();
+    s.counters[SMD_CTR_BYTES_REDIRECTED] = 18446744073709551615ull;
+    EXPECT_CONTAINS(render_metrics(s), "\nsockmapd_redirected_bytes_total 18446744073709551615\n");
+}
+
+TEST(EscapeLabelValue, BackslashQuoteAndNewline)
+{
+    EXPECT_EQ(escape_label_value("plain-1.0"), "plain-1.0");
+    EXPECT_EQ(escape_label_value("a\\b"), "a\\\\b");
+    EXPECT_EQ(escape_label_value("say \"hi\""), "say \\\"hi\\\"");
+    EXPECT_EQ(escape_label_value("two\nlines"), "two\\nlines");
+    EXPECT_EQ(escape_label_value(""), "");
+}
+
+TEST(RenderMetrics, LabelValuesAreEscaped)
+{
+    MetricsSnapshot s = sample_snapshot();
+    s.version = "1.0 \"dev\"\\x";
+    s.kernel = "6.18\nevil";
+    EXPECT_CONTAINS(render_metrics(s),
+                    "\nsockmapd_build_info{version=\"1.0 \\\"dev\\\"\\\\x\",kernel=\"6.18\\nevil\"} 1\n");
+}
+
+} // namespace
+} // namespace sockmapd
