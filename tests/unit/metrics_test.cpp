@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -167,6 +170,47 @@ TEST(RenderMetrics, LabelValuesAreEscaped)
     s.kernel = "6.18\nevil";
     EXPECT_CONTAINS(render_metrics(s),
                     "\nsockmapd_build_info{version=\"1.0 \\\"dev\\\"\\\\x\",kernel=\"6.18\\nevil\"} 1\n");
+}
+
+std::string read_source_file(const std::string& relative)
+{
+    std::ifstream in(std::string(SMD_SOURCE_DIR) + "/" + relative);
+    EXPECT_TRUE(in) << "cannot read " << relative;
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::set<std::string> rendered_families()
+{
+    std::set<std::string> families;
+    for (const auto& line : lines_of(render_metrics(sample_snapshot())))
+        if (line.rfind("# TYPE ", 0) == 0)
+            families.insert(line.substr(7, line.find(' ', 7) - 7));
+    return families;
+}
+
+// docs/metrics.md is the reference: every family the daemon serves has a row there.
+TEST(MetricsReference, DocumentsEveryFamily)
+{
+    std::string doc = read_source_file("docs/metrics.md");
+    for (const auto& family : rendered_families())
+        EXPECT_CONTAINS(doc, "| `" + family + "` |");
+}
+
+// The example dashboard is valid JSON and queries only metrics that exist.
+TEST(MetricsReference, DashboardQueriesOnlyServedMetrics)
+{
+    std::string text = read_source_file("deploy/grafana/sockmapd-dashboard.json");
+    auto dashboard = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_FALSE(dashboard.is_discarded()) << "not valid JSON";
+    EXPECT_GE(dashboard["panels"].size(), 4u);
+    auto families = rendered_families();
+    std::regex metric("sockmapd_[a-z_]+");
+    int queried = 0;
+    for (std::sregex_iterator it(text.begin(), text.end(), metric), end; it != end; ++it, ++queried)
+        EXPECT_TRUE(families.count(it->str())) << it->str() << " is not served by sockmapd";
+    EXPECT_GT(queried, 0);
 }
 
 } // namespace
