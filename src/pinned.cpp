@@ -110,12 +110,9 @@ struct smd_info PinnedDatapath::info() const
     return info;
 }
 
-MapFill PinnedDatapath::fill() const
+// smd_pairs is a hash map, so its entries come in batches of kPairBatch, a few syscalls per thousand pairs.
+void PinnedDatapath::for_each_pair(const std::function<void(const PairEntry&)>& visit) const
 {
-    MapFill fill;
-    // A sockhash cannot be read in batches: one get_next_key per socket. smd_pairs is a hash map, so its
-    // keys and flags come in batches of kPairBatch, a few syscalls per thousand pairs.
-    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++fill.sockets; });
     constexpr std::uint32_t kPairBatch = 4096;
     std::vector<struct smd_pair_key> keys(kPairBatch);
     std::vector<struct smd_pair_state> states(kPairBatch);
@@ -127,19 +124,35 @@ MapFill PinnedDatapath::fill() const
                                        keys.data(), states.data(), &count, nullptr);
         int saved = errno;
         first = false;
-        for (std::uint32_t i = 0; i < count && (err == 0 || saved == ENOENT); ++i) {
-            if (states[i].flags & SMD_PAIR_PASSIVE_IN)
-                ++fill.pairs;
-            else
-                ++fill.half_pairs;
-        }
+        for (std::uint32_t i = 0; i < count && (err == 0 || saved == ENOENT); ++i)
+            visit({keys[i], states[i]});
         if (err == 0)
             continue;
         if (saved == ENOENT) // the last batch, possibly partial
             break;
         throw_errno(saved, "read smd_pairs");
     }
+}
+
+MapFill PinnedDatapath::fill() const
+{
+    MapFill fill;
+    // A sockhash cannot be read in batches: one get_next_key per socket.
+    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++fill.sockets; });
+    for_each_pair([&](const PairEntry& entry) {
+        if (entry.state.flags & SMD_PAIR_PASSIVE_IN)
+            ++fill.pairs;
+        else
+            ++fill.half_pairs;
+    });
     return fill;
+}
+
+std::vector<PairEntry> PinnedDatapath::pairs() const
+{
+    std::vector<PairEntry> entries;
+    for_each_pair([&](const PairEntry& entry) { entries.push_back(entry); });
+    return entries;
 }
 
 CounterValues PinnedDatapath::counters() const
@@ -211,6 +224,62 @@ std::string format_status_text(const StatusReport& report)
     out << "counters:\n";
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         out << "  " << counter_name(static_cast<enum smd_counter>(i)) << " " << report.counters[i] << "\n";
+    return out.str();
+}
+
+std::string pair_state_name(std::uint32_t flags)
+{
+    std::string name = (flags & SMD_PAIR_POISONED)     ? "poisoned"
+                       : (flags & SMD_PAIR_PASSIVE_IN) ? "paired"
+                                                       : "waiting";
+    if (flags & SMD_PAIR_ACTIVE_CLOSED)
+        name += ",active-closed";
+    if (flags & SMD_PAIR_PASSIVE_CLOSED)
+        name += ",passive-closed";
+    return name;
+}
+
+namespace {
+
+double age_seconds(std::uint64_t created_ns, std::uint64_t now_ns)
+{
+    return now_ns > created_ns ? static_cast<double>(now_ns - created_ns) / 1e9 : 0.0;
+}
+
+} // namespace
+
+std::string format_connections_json(const std::vector<PairEntry>& pairs, std::uint64_t now_ns)
+{
+    auto out = nlohmann::ordered_json::array();
+    for (const auto& p : pairs)
+        out.push_back({{"netns_cookie", p.key.netns_cookie},
+                       {"client_port", p.key.active_port},
+                       {"active_seq", p.key.active_seq},
+                       {"passive_seq", p.key.passive_seq},
+                       {"active_cookie", p.state.cookie[SMD_ROLE_ACTIVE]},
+                       {"passive_cookie", p.state.cookie[SMD_ROLE_PASSIVE]},
+                       {"flags", p.state.flags},
+                       {"state", pair_state_name(p.state.flags)},
+                       {"age_seconds", age_seconds(p.state.created_ns, now_ns)}});
+    return out.dump(2) + "\n";
+}
+
+std::string format_connections_text(const std::vector<PairEntry>& pairs, std::uint64_t now_ns)
+{
+    std::ostringstream out;
+    char line[256];
+    std::snprintf(line, sizeof(line), "%-20s %-11s %-20s %-20s %10s  %s\n", "NETNS_COOKIE", "CLIENT_PORT",
+                  "ACTIVE_COOKIE", "PASSIVE_COOKIE", "AGE_S", "STATE");
+    out << line;
+    for (const auto& p : pairs) {
+        std::snprintf(line, sizeof(line), "%-20llu %-11u %-20llu %-20llu %10.1f  %s\n",
+                      static_cast<unsigned long long>(p.key.netns_cookie), p.key.active_port,
+                      static_cast<unsigned long long>(p.state.cookie[SMD_ROLE_ACTIVE]),
+                      static_cast<unsigned long long>(p.state.cookie[SMD_ROLE_PASSIVE]),
+                      age_seconds(p.state.created_ns, now_ns), pair_state_name(p.state.flags).c_str());
+        out << line;
+    }
+    out << pairs.size() << (pairs.size() == 1 ? " connection\n" : " connections\n");
     return out.str();
 }
 

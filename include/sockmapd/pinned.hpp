@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ struct MapCapacities {
     std::uint32_t hints = 0;
 };
 
+// One smd_pairs entry: a connection whose active end is (or was) in the sockhash.
+struct PairEntry {
+    struct smd_pair_key key;
+    struct smd_pair_state state;
+};
+
 struct StatusReport {
     std::string pin_path;
     struct smd_info info {};
@@ -62,10 +69,14 @@ public:
     struct smd_info info() const;
     MapFill fill() const;
     CounterValues counters() const;
+    // Every smd_pairs entry, for sockmapctl connections.
+    std::vector<PairEntry> pairs() const;
     const MapCapacities& capacities() const { return capacities_; }
     const std::string& pin_path() const { return pin_path_; }
 
 private:
+    void for_each_pair(const std::function<void(const PairEntry&)>& visit) const;
+
     std::string pin_path_;
     Fd sockhash_, pairs_, hints_, counters_, info_;
     MapCapacities capacities_;
@@ -74,5 +85,12 @@ private:
 
 std::string format_status_text(const StatusReport& report);
 std::string format_status_json(const StatusReport& report);
+
+// sockmapctl connections: one row (or JSON object) per pair entry. now_ns is CLOCK_MONOTONIC, the clock of
+// smd_pair_state.created_ns, for the age column.
+std::string format_connections_text(const std::vector<PairEntry>& pairs, std::uint64_t now_ns);
+std::string format_connections_json(const std::vector<PairEntry>& pairs, std::uint64_t now_ns);
+// "paired", "waiting", "poisoned", plus ",active-closed" / ",passive-closed".
+std::string pair_state_name(std::uint32_t flags);
 
 } // namespace sockmapd
