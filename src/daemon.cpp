@@ -45,7 +45,7 @@ constexpr int kHousekeepingSeconds = 60;
 
 // SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and taken here synchronously;
 // between signals the daemon does its periodic housekeeping.
-void wait_for_stop(Datapath& datapath)
+void wait_for_stop(Datapath& datapath, MetricsSource& metrics)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -58,6 +58,7 @@ void wait_for_stop(Datapath& datapath)
         if (sig < 0) {
             if (errno == EAGAIN) {
                 datapath.collect_stale_pairs();
+                metrics.check_capacity();
                 continue;
             }
             if (errno == EINTR)
@@ -124,12 +125,13 @@ void run_daemon(const DaemonConfig& config)
     datapath.commit_pins();
     pin_dirs.keep();
     metrics.datapath_up(config.pin_path);
+    metrics.check_capacity(); // reused maps may be full already
     if (http)
         spdlog::info("serving /metrics, /healthz and /readyz on http://{}", format_listen_address(http->address()));
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
     notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 
-    wait_for_stop(datapath);
+    wait_for_stop(datapath, metrics);
     notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
     metrics.datapath_down();

@@ -1,6 +1,7 @@
 // Prometheus text format 0.0.4 for the data-path counters and map fill, and the source the daemon serves.
 #include "sockmapd/metrics.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -212,6 +213,28 @@ void MetricsSource::datapath_down()
 {
     std::lock_guard lock(mutex_);
     pins_.reset();
+}
+
+void MetricsSource::check_capacity()
+{
+    std::lock_guard lock(mutex_);
+    if (!pins_)
+        return;
+    try {
+        auto sockets = pins_->fill().sockets;
+        auto capacity = pins_->capacities().sockhash;
+        if (!nearly_full_ && sockets * 10 >= capacity * 9ull) {
+            nearly_full_ = true;
+            spdlog::warn("smd_sockhash is nearly full: {} of {} sockets; new connections stay on TCP once it is "
+                         "full (insert_failed_full)",
+                         sockets, capacity);
+        } else if (nearly_full_ && sockets * 10 < capacity * 8ull) {
+            nearly_full_ = false;
+            spdlog::info("smd_sockhash below 80 % again: {} of {} sockets", sockets, capacity);
+        }
+    } catch (const Error& e) {
+        spdlog::warn("cannot check the sockhash fill: {}", e.what());
+    }
 }
 
 std::optional<std::string> MetricsSource::not_ready() const

@@ -47,6 +47,10 @@ public:
     // About to detach: /readyz fails and /metrics has nothing to say from here on.
     void datapath_down();
 
+    // Housekeeping: one warning when the sockhash crosses 90 % of its capacity (new connections will soon
+    // stay on TCP), one info line when it drops below 80 % again. Never throws.
+    void check_capacity();
+
     // nullopt when ready (attached, pins present, maps readable), else one sentence saying why not.
     std::optional<std::string> not_ready() const;
     // The /metrics body, or nullopt while the data path is down.
@@ -56,6 +60,7 @@ private:
     mutable std::mutex mutex_;
     std::unique_ptr<PinnedDatapath> pins_;
     std::string kernel_;
+    bool nearly_full_ = false;
 };
 
 } // namespace sockmapd

@@ -211,6 +211,29 @@ TEST_F(Metrics, UnusableAddressRefusedBeforeAnythingIsAttached)
         EXPECT_EQ(new_programs, std::vector<std::uint32_t>{}) << "smd_ programs left loaded";
 }
 
+// "map nearly full" is one warning line, not a line per connection: checked at start and every 60 s. A daemon
+// restarted on maps that live pairs keep full logs it at once.
+TEST_F(Metrics, NearlyFullSockhashIsOneWarningLine)
+{
+    daemon().start({"--max-sockets", "16"});
+    Fd listener = tcp_listen("127.0.0.1");
+    std::vector<TcpPair> pairs;
+    for (int i = 0; i < 8; ++i) {
+        Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+        Fd server = tcp_accept(listener.get());
+        pairs.push_back({std::move(client), std::move(server)});
+    }
+    EXPECT_EQ(daemon().status()["sockets"], 16u);
+    EXPECT_EQ(daemon().log().find("nearly full"), std::string::npos) << "no check ran yet";
+    daemon().stop();
+    daemon().start({"--max-sockets", "16"});
+    std::string log = daemon().log();
+    const std::string warning = "smd_sockhash is nearly full: 16 of 16 sockets";
+    auto first = log.find(warning);
+    EXPECT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << "logged more than once:\n" << log;
+}
+
 // Holds `pairs` accelerated loopback pairs in a forked child (one process may not have 60000 open files here,
 // and raising RLIMIT_NOFILE needs CAP_SYS_RESOURCE). The child is in the test's cgroup, like any child; it
 // closes everything and exits when this object dies, or when the test process does (its pipe reaches EOF).
