@@ -19,6 +19,7 @@ scenarios="local,nonlocal,connrate"
 out=""
 quick=0
 cpus="0,0"
+report_only=""
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
@@ -33,6 +34,7 @@ Options:
   --cpus S,C         pin stream/rr server and client threads to these CPUs (default $cpus; "none": unpinned)
   --build-dir DIR    where smd_bench, sockmapd and sockmapctl are (default build/; built if missing)
   --out FILE         markdown report (default bench/results/<date>-<host>.md; raw samples next to it as .jsonl)
+  --report-only RAW  rewrite RAW's markdown report (RAW.jsonl -> RAW.md) from its samples; measures nothing
 EOF
 }
 
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --cpus) cpus=$2; shift ;;
     --build-dir) build_dir=$(realpath "$2"); shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
+    --report-only) report_only=$(realpath "$2"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -55,6 +58,201 @@ done
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# --- report ----------------------------------------------------------------------------------------
+# Helpers read the samples of the report being written from $samples.
+samples=""
+# "median min max" of a metric over the samples of one point and variant.
+stat() {
+  jq -rs --arg p "$1" --arg v "$2" --arg m "$3" '
+    [.[] | select(.point == $p and .variant == $v) | .[$m]] | sort |
+    if length == 0 then "" else
+      (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $med |
+      "\($med) \(.[0]) \(.[-1])" end' "$samples"
+}
+# "min max" of the per-repetition ratio sockmapd/baseline (the two samples of a rep ran back to back).
+paired() {
+  jq -rs --arg p "$1" --arg m "$2" '
+    [group_by(.rep)[] | [.[] | select(.point == $p)] |
+      ((map(select(.variant == "sockmapd"))[0][$m]) / (map(select(.variant == "baseline"))[0][$m]))] |
+    "\(min) \(max)"' "$samples"
+}
+counter_sum() {
+  jq -rs --arg p "$1" --arg c "$2" '[.[] | select(.point == $p and .variant == "sockmapd") | .counters[$c] // 0] | add' "$samples"
+}
+fmt() { awk -v d="$2" -v x="$1" 'BEGIN { printf "%.*f", d, x }'; }
+cell() { # "median min max" -> "median (min-max)"
+  [ -n "$1" ] || { echo "-"; return; }
+  read -r med lo hi <<<"$1"
+  echo "$(fmt "$med" "$2") ($(fmt "$lo" "$2")–$(fmt "$hi" "$2"))"
+}
+ratio() { # two "median ..." strings -> median ratio
+  if [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
+  awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN { printf "%.3f", a / b }'
+}
+ratio_cell() { # point metric
+  local base smd pr
+  base=$(stat "$1" baseline "$2")
+  smd=$(stat "$1" sockmapd "$2")
+  pr=$(paired "$1" "$2")
+  read -r lo hi <<<"$pr"
+  echo "**$(ratio "$smd" "$base")** ($(fmt "$lo" 3)–$(fmt "$hi" 3))"
+}
+accel_note() { # proves what the daemon did on this point
+  local redirected inserted
+  redirected=$(counter_sum "$1" redirected_bytes)
+  inserted=$(counter_sum "$1" sockets_inserted)
+  echo "$inserted sockets inserted, $(awk -v b="$redirected" 'BEGIN { printf "%.0f MiB", b / 1048576 }') redirected"
+}
+
+# Writes the markdown for a raw sample file; the run's description is its {"run": ...} line.
+write_report() {
+  local raw=$1 out=$2
+  samples=$(mktemp /tmp/smd-bench-report.XXXXXX)
+  # Samples only, plus stream throughput per core used: under load, a thread pinned to a shared CPU gets
+  # less of it, and that (unlike the data path) varies from sample to sample.
+  jq -c 'select(.point) | if .mode == "stream" then . + {gbit_per_core: (.gbit_s / .cpu_util)} else . end' \
+    "$raw" >"$samples"
+  meta() { jq -r --arg k "$1" 'select(.run) | .run[$k] // ""' "$raw"; }
+  local stamp host reps duration warmup rr_count cpus scenarios tag suffix=""
+  stamp=$(meta stamp); host=$(meta host); reps=$(meta reps); duration=$(meta duration); warmup=$(meta warmup)
+  rr_count=$(meta rr_count); cpus=$(meta cpus); scenarios=$(meta scenarios); tag=$(meta tag)
+  [ "$(meta quick)" -eq 0 ] || suffix="-quick"
+  local virt ncpu
+  virt=$(meta virt); ncpu=$(meta ncpu)
+
+  {
+    echo "# sockmapd benchmark, $stamp on $host${suffix:+ (quick smoke run)}"
+    echo
+    echo "## Machine"
+    echo
+    echo "- CPU: $(meta cpu_model), $ncpu cores${virt:+ ($virt guest)}"
+    echo "- Kernel: $(meta kernel); memory $(meta memory)"
+    echo "- sockmapd: $(meta version), built from commit $(meta commit)"
+    echo "- Load average (1/5/15 min) at start: $(meta load_start); at end: $(meta load_end)"
+    echo "- CPU used by other processes while samples ran (user + system time of the machine minus that of this run's cgroup):" \
+      "$(jq -rs '[.[].other_cpu] | sort | "median \(.[length / 2 | floor]) cores, max \(.[-1]) cores"' "$samples")" \
+      "of $ncpu"
+    echo
+    echo "## Method"
+    echo
+    echo "- Tool: \`smd_bench\` (bench/smd_bench.cpp): client and server threads of one process, blocking sockets,"
+    echo "  each thread in its network namespace. stream: one connection, writes and reads of the message size,"
+    echo "  ${duration} s measured after ${warmup} s warm-up, rate at the receiver. rr: ping-pong of equal-size request and"
+    echo "  reply, TCP_NODELAY, ${rr_count} timed round trips after $((rr_count / 50)) warm-up ones. connrate: connect, 64 B"
+    echo "  request, 64 B reply, client closes; N client threads each served by a server thread; ${duration} s measured."
+    if [ "$cpus" = none ]; then
+      echo "- Threads were not pinned: the scheduler placed them."
+    else
+      echo "- stream and rr: the server thread was pinned to CPU ${cpus%,*} and the client thread to CPU ${cpus#*,}."
+      echo "  connrate threads were not pinned."
+    fi
+    echo "- Everything ran in a fresh child cgroup ($tag) and fresh network namespaces: loopback points inside one"
+    echo "  namespace on 127.0.0.1; non-local points with the client in namespace A and the server in namespace B,"
+    echo "  joined by a veth pair (10.250.0.1 -> 10.250.0.2), which sockmapd must leave on plain TCP."
+    echo "- Each point ran $reps times with sockmapd and $reps times without, back to back and alternating which came"
+    echo "  first. For every sockmapd sample a fresh daemon was started (\`sockmapd --cgroup <that cgroup>\`) and stopped"
+    echo "  afterwards with its pins removed, so baseline samples ran with nothing attached."
+    echo "- Cells: median (min–max) over the $reps repetitions. Ratio: median(sockmapd) / median(baseline), then in"
+    echo "  parentheses the range of the per-repetition ratios of the back-to-back pairs."
+    echo "- Counters: the daemon's redirect counters, read before and after every sockmapd sample, are summed in the"
+    echo "  last column: they show that local points were accelerated and non-local ones were not."
+    echo
+    if [[ ",$scenarios," == *,local,* ]]; then
+      echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
+      echo
+      echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | Daemon counters |"
+      echo "|---|---|---|---|---|---|---|"
+      for s in 1024 16384 65536; do
+        b=$(stat "local-stream-$s" baseline gbit_s)
+        u=$(stat "unix-stream-$s" unix gbit_s)
+        echo "| $((s / 1024)) KiB | $(cell "$b" 2) | $(cell "$(stat "local-stream-$s" sockmapd gbit_s)" 2)" \
+          "| $(ratio_cell "local-stream-$s" gbit_s) | $(cell "$u" 2) | $(ratio "$u" "$b") | $(accel_note "local-stream-$s") |"
+      done
+      echo
+      echo "The same points per core used (Gbit/s divided by the benchmark process's user + system time per wall"
+      echo "second; softirq work done in its context counts, work on other threads such as ksoftirqd does not). This"
+      echo "corrects for samples whose pinned CPU was shared with other load:"
+      echo
+      echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | Cores used: TCP / sockmapd / AF_UNIX |"
+      echo "|---|---|---|---|---|---|---|"
+      for s in 1024 16384 65536; do
+        b=$(stat "local-stream-$s" baseline gbit_per_core)
+        u=$(stat "unix-stream-$s" unix gbit_per_core)
+        cpu="$(fmt "$(stat "local-stream-$s" baseline cpu_util)" 2) / $(fmt "$(stat "local-stream-$s" sockmapd cpu_util)" 2)"
+        cpu="$cpu / $(fmt "$(stat "unix-stream-$s" unix cpu_util)" 2)"
+        echo "| $((s / 1024)) KiB | $(cell "$b" 2) | $(cell "$(stat "local-stream-$s" sockmapd gbit_per_core)" 2)" \
+          "| $(ratio_cell "local-stream-$s" gbit_per_core) | $(cell "$u" 2) | $(ratio "$u" "$b") | $cpu |"
+      done
+      echo
+      echo "## Local loopback: request/response latency (µs, lower is better)"
+      echo
+      echo "| Message | Metric | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP |"
+      echo "|---|---|---|---|---|---|---|"
+      for s in 64 1024 16384; do
+        for m in mean p50 p90 p99; do
+          b=$(stat "local-rr-$s" baseline "${m}_us")
+          u=$(stat "unix-rr-$s" unix "${m}_us")
+          label=$([ "$s" -ge 1024 ] && echo "$((s / 1024)) KiB" || echo "$s B")
+          echo "| $label | $m | $(cell "$b" 1) | $(cell "$(stat "local-rr-$s" sockmapd "${m}_us")" 1)" \
+            "| $(ratio_cell "local-rr-$s" "${m}_us") | $(cell "$u" 1) | $(ratio "$u" "$b") |"
+        done
+      done
+      echo
+      echo "Daemon counters on the rr points: $(for s in 64 1024 16384; do printf '%s: %s; ' "$s B" "$(accel_note "local-rr-$s")"; done)"
+      echo
+    fi
+    if [[ ",$scenarios," == *,nonlocal,* ]]; then
+      echo "## Non-local peer (client and server in different namespaces over veth): what sockmapd costs where it cannot help"
+      echo
+      echo "| Point | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
+      echo "|---|---|---|---|---|---|"
+      row() { echo "| $1 | $3 | $(cell "$(stat "$2" baseline "$4")" "$5") | $(cell "$(stat "$2" sockmapd "$4")" "$5") | $(ratio_cell "$2" "$4") | $6 |"; }
+      nl_note() { echo "$(counter_sum "$1" skipped_not_local) skipped as not local, $(counter_sum "$1" sockets_inserted) inserted"; }
+      row "stream 64 KiB" nonlocal-stream-65536 "Gbit/s" gbit_s 2 "$(nl_note nonlocal-stream-65536)"
+      row "stream 64 KiB" nonlocal-stream-65536 "Gbit/s per core used" gbit_per_core 2 ""
+      for m in mean p99; do row "rr 64 B" nonlocal-rr-64 "$m µs" "${m}_us" 1 "$(nl_note nonlocal-rr-64)"; done
+      for c in 1 8; do
+        row "connrate, $c client(s)" "nonlocal-connrate-$c" "conn/s" conns_per_s 0 "$(nl_note "nonlocal-connrate-$c")"
+        row "connrate, $c client(s)" "nonlocal-connrate-$c" "mean conn µs" conn_mean_us 1 ""
+      done
+      echo
+    fi
+    if [[ ",$scenarios," == *,connrate,* ]]; then
+      echo "## Local short-lived connections (loopback connect, 64 B request, 64 B reply, close)"
+      echo
+      echo "| Clients | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
+      echo "|---|---|---|---|---|---|"
+      for c in 1 8; do
+        p="local-connrate-$c"
+        echo "| $c | conn/s | $(cell "$(stat "$p" baseline conns_per_s)" 0) | $(cell "$(stat "$p" sockmapd conns_per_s)" 0) | $(ratio_cell "$p" conns_per_s) | $(counter_sum "$p" pairs_made) pairs made, $(counter_sum "$p" redirected_messages) messages redirected |"
+        for m in conn_mean conn_p99; do
+          echo "| $c | ${m#conn_} conn µs | $(cell "$(stat "$p" baseline "${m}_us")" 1) | $(cell "$(stat "$p" sockmapd "${m}_us")" 1) | $(ratio_cell "$p" "${m}_us") | |"
+        done
+      done
+      echo
+    fi
+    echo "Raw samples: \`$(basename "${out%.md}.jsonl")\` (one JSON line per sample, with the daemon's counter deltas)."
+  } >"$out"
+
+  # A local point that was never redirected means the benchmark measured nothing: say so loudly.
+  local id scenario r i
+  while read -r id scenario; do
+    r=$(counter_sum "$id" redirected_bytes)
+    i=$(counter_sum "$id" sockets_inserted)
+    if [ "$scenario" = nonlocal ] && [ "$i" != 0 ]; then log "warning: $id inserted $i sockets although non-local"; fi
+    if [ "$scenario" != nonlocal ] && [ "$r" = 0 ]; then log "warning: $id was never redirected"; fi
+  done < <(jq -r 'select(.variant == "sockmapd") | "\(.point) \(.scenario)"' "$samples" | sort -u)
+  rm -f "$samples"
+  log "report: $out"
+}
+
+if [ -n "$report_only" ]; then
+  command -v jq >/dev/null || die "--report-only needs jq"
+  write_report "$report_only" "${report_only%.jsonl}.md"
+  exit 0
+fi
+
+# --- measuring starts here ---------------------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF, cgroups, network namespaces): sudo $0"
 
 # --- tools -----------------------------------------------------------------------------------------
@@ -255,168 +453,18 @@ for rep in $(seq "$reps"); do
     fi
   done
 done
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- report ----------------------------------------------------------------------------------------
+# Everything the report says about the run goes into the raw file too, so --report-only can rewrite it.
+src_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
+jq -n -c --arg stamp "$stamp" --arg host "$host" --arg quick "$quick" \
+  --arg cpu_model "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" --arg ncpu "$(nproc)" \
+  --arg virt "$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p')" --arg kernel "$(uname -r)" \
+  --arg memory "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
+  --arg version "$("$sockmapd_bin" --version 2>/dev/null || echo unknown)" \
+  --arg commit "$(git -C "${src_dir:-$repo}" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)" \
+  --arg load_start "$load_start" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --arg reps "$reps" --arg duration "$duration" --arg warmup "$warmup" --arg rr_count "$rr_count" \
+  --arg cpus "$cpus" --arg scenarios "$scenarios" --arg tag "$tag" \
+  '{run: ($ARGS.named)}' >>"$raw"
+write_report "$raw" "$out"
 
-# "median min max" of a metric over the samples of one point and variant.
-stat() {
-  jq -rs --arg p "$1" --arg v "$2" --arg m "$3" '
-    [.[] | select(.point == $p and .variant == $v) | .[$m]] | sort |
-    if length == 0 then "" else
-      (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $med |
-      "\($med) \(.[0]) \(.[-1])" end' "$raw"
-}
-# "min max" of the per-repetition ratio sockmapd/baseline (the two samples of a rep ran back to back).
-paired() {
-  jq -rs --arg p "$1" --arg m "$2" '
-    [group_by(.rep)[] | [.[] | select(.point == $p)] |
-      ((map(select(.variant == "sockmapd"))[0][$m]) / (map(select(.variant == "baseline"))[0][$m]))] |
-    "\(min) \(max)"' "$raw"
-}
-counter_sum() {
-  jq -rs --arg p "$1" --arg c "$2" '[.[] | select(.point == $p and .variant == "sockmapd") | .counters[$c] // 0] | add' "$raw"
-}
-fmt() { awk -v d="$2" -v x="$1" 'BEGIN { printf "%.*f", d, x }'; }
-cell() { # "median min max" -> "median (min-max)"
-  [ -n "$1" ] || { echo "-"; return; }
-  read -r med lo hi <<<"$1"
-  echo "$(fmt "$med" "$2") ($(fmt "$lo" "$2")–$(fmt "$hi" "$2"))"
-}
-ratio() { # two "median ..." strings -> median ratio
-  [ -n "$1" ] && [ -n "$2" ] || { echo "-"; return; }
-  awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN { printf "%.3f", a / b }'
-}
-ratio_cell() { # point metric
-  local base smd pr
-  base=$(stat "$1" baseline "$2")
-  smd=$(stat "$1" sockmapd "$2")
-  pr=$(paired "$1" "$2")
-  read -r lo hi <<<"$pr"
-  echo "**$(ratio "$smd" "$base")** ($(fmt "$lo" 3)–$(fmt "$hi" 3))"
-}
-accel_note() { # proves what the daemon did on this point
-  local redirected inserted
-  redirected=$(counter_sum "$1" redirected_bytes)
-  inserted=$(counter_sum "$1" sockets_inserted)
-  echo "$inserted sockets inserted, $(awk -v b="$redirected" 'BEGIN { printf "%.0f MiB", b / 1048576 }') redirected"
-}
-
-# The commit the binaries were built from ("-dirty": the source tree had uncommitted changes).
-src_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build_dir/CMakeCache.txt" 2>/dev/null)
-commit=$(git -C "${src_dir:-$repo}" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
-virt=$(lscpu 2>/dev/null | sed -n "s/^Hypervisor vendor: *//p")
-{
-  echo "# sockmapd benchmark, $stamp on $host${suffix:+ (quick smoke run)}"
-  echo
-  echo "## Machine"
-  echo
-  echo "- CPU: $cpu_model, $(nproc) cores${virt:+ ($virt guest)}"
-  echo "- Kernel: $(uname -r); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-  echo "- sockmapd: $("$sockmapd_bin" --version 2>/dev/null || echo unknown), built from commit $commit"
-  echo "- Load average (1/5/15 min) at start: $load_start; at end: $load_end"
-  echo "- CPU used by other processes while samples ran (user + system time of the machine minus that of this run's cgroup):" \
-    "$(jq -rs '[.[].other_cpu] | sort | "median \(.[length / 2 | floor]) cores, max \(.[-1]) cores"' "$raw")" \
-    "of $(nproc)"
-  echo
-  echo "## Method"
-  echo
-  echo "- Tool: \`smd_bench\` (bench/smd_bench.cpp): client and server threads of one process, blocking sockets,"
-  echo "  each thread in its network namespace. stream: one connection, writes and reads of the message size,"
-  echo "  ${duration} s measured after ${warmup} s warm-up, rate at the receiver. rr: ping-pong of equal-size request and"
-  echo "  reply, TCP_NODELAY, ${rr_count} timed round trips after $((rr_count / 50)) warm-up ones. connrate: connect, 64 B"
-  echo "  request, 64 B reply, client closes; N client threads each served by a server thread; ${duration} s measured."
-  if [ "$cpus" = none ]; then
-    echo "- Threads were not pinned: the scheduler placed them."
-  else
-    echo "- stream and rr: the server thread was pinned to CPU ${cpus%,*} and the client thread to CPU ${cpus#*,}."
-    echo "  connrate threads were not pinned."
-  fi
-  echo "- Everything ran in a fresh child cgroup ($tag) and fresh network namespaces: loopback points inside one"
-  echo "  namespace on 127.0.0.1; non-local points with the client in namespace A and the server in namespace B,"
-  echo "  joined by a veth pair (10.250.0.1 -> 10.250.0.2), which sockmapd must leave on plain TCP."
-  echo "- Each point ran $reps times with sockmapd and $reps times without, back to back and alternating which came"
-  echo "  first. For every sockmapd sample a fresh daemon was started (\`sockmapd --cgroup <that cgroup>\`) and stopped"
-  echo "  afterwards with its pins removed, so baseline samples ran with nothing attached."
-  echo "- Cells: median (min–max) over the $reps repetitions. Ratio: median(sockmapd) / median(baseline), then in"
-  echo "  parentheses the range of the per-repetition ratios of the back-to-back pairs."
-  echo "- Counters: the daemon's redirect counters, read before and after every sockmapd sample, are summed in the"
-  echo "  last column: they show that local points were accelerated and non-local ones were not."
-  echo
-  if [[ ",$scenarios," == *,local,* ]]; then
-    echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
-    echo
-    echo "| Message | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP | CPU: TCP / sockmapd / AF_UNIX | Daemon counters |"
-    echo "|---|---|---|---|---|---|---|---|"
-    for s in 1024 16384 65536; do
-      b=$(stat "local-stream-$s" baseline gbit_s)
-      u=$(stat "unix-stream-$s" unix gbit_s)
-      cpu="$(fmt "$(stat "local-stream-$s" baseline cpu_util)" 2) / $(fmt "$(stat "local-stream-$s" sockmapd cpu_util)" 2)"
-      cpu="$cpu / $(fmt "$(stat "unix-stream-$s" unix cpu_util)" 2)"
-      echo "| $((s / 1024)) KiB | $(cell "$b" 2) | $(cell "$(stat "local-stream-$s" sockmapd gbit_s)" 2)" \
-        "| $(ratio_cell "local-stream-$s" gbit_s) | $(cell "$u" 2) | $(ratio "$u" "$b") | $cpu | $(accel_note "local-stream-$s") |"
-    done
-    echo
-    echo "CPU: median cores used by the benchmark process (user + system time / wall time; softirq work done in its"
-    echo "context counts, work on other threads such as ksoftirqd does not)."
-    echo
-    echo "## Local loopback: request/response latency (µs, lower is better)"
-    echo
-    echo "| Message | Metric | TCP | TCP + sockmapd | sockmapd / TCP | AF_UNIX | AF_UNIX / TCP |"
-    echo "|---|---|---|---|---|---|---|"
-    for s in 64 1024 16384; do
-      for m in mean p50 p90 p99; do
-        b=$(stat "local-rr-$s" baseline "${m}_us")
-        u=$(stat "unix-rr-$s" unix "${m}_us")
-        label=$([ "$s" -ge 1024 ] && echo "$((s / 1024)) KiB" || echo "$s B")
-        echo "| $label | $m | $(cell "$b" 1) | $(cell "$(stat "local-rr-$s" sockmapd "${m}_us")" 1)" \
-          "| $(ratio_cell "local-rr-$s" "${m}_us") | $(cell "$u" 1) | $(ratio "$u" "$b") |"
-      done
-    done
-    echo
-    echo "Daemon counters on the rr points: $(for s in 64 1024 16384; do printf '%s: %s; ' "$s B" "$(accel_note "local-rr-$s")"; done)"
-    echo
-  fi
-  if [[ ",$scenarios," == *,nonlocal,* ]]; then
-    echo "## Non-local peer (client and server in different namespaces over veth): what sockmapd costs where it cannot help"
-    echo
-    echo "| Point | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
-    echo "|---|---|---|---|---|---|"
-    row() { echo "| $1 | $3 | $(cell "$(stat "$2" baseline "$4")" "$5") | $(cell "$(stat "$2" sockmapd "$4")" "$5") | $(ratio_cell "$2" "$4") | $6 |"; }
-    nl_note() { echo "$(counter_sum "$1" skipped_not_local) skipped as not local, $(counter_sum "$1" sockets_inserted) inserted"; }
-    row "stream 64 KiB" nonlocal-stream-65536 "Gbit/s" gbit_s 2 "$(nl_note nonlocal-stream-65536)"
-    for m in mean p99; do row "rr 64 B" nonlocal-rr-64 "$m µs" "${m}_us" 1 "$(nl_note nonlocal-rr-64)"; done
-    for c in 1 8; do
-      row "connrate, $c client(s)" "nonlocal-connrate-$c" "conn/s" conns_per_s 0 "$(nl_note "nonlocal-connrate-$c")"
-      row "connrate, $c client(s)" "nonlocal-connrate-$c" "mean conn µs" conn_mean_us 1 ""
-    done
-    echo
-  fi
-  if [[ ",$scenarios," == *,connrate,* ]]; then
-    echo "## Local short-lived connections (loopback connect, 64 B request, 64 B reply, close)"
-    echo
-    echo "| Clients | Metric | TCP | TCP + sockmapd | sockmapd / TCP | Daemon counters |"
-    echo "|---|---|---|---|---|---|"
-    for c in 1 8; do
-      p="local-connrate-$c"
-      echo "| $c | conn/s | $(cell "$(stat "$p" baseline conns_per_s)" 0) | $(cell "$(stat "$p" sockmapd conns_per_s)" 0) | $(ratio_cell "$p" conns_per_s) | $(counter_sum "$p" pairs_made) pairs made, $(counter_sum "$p" redirected_messages) messages redirected |"
-      for m in conn_mean conn_p99; do
-        echo "| $c | ${m#conn_} conn µs | $(cell "$(stat "$p" baseline "${m}_us")" 1) | $(cell "$(stat "$p" sockmapd "${m}_us")" 1) | $(ratio_cell "$p" "${m}_us") | |"
-      done
-    done
-    echo
-  fi
-  echo "Raw samples: \`$(basename "${out%.md}.jsonl")\` (one JSON line per sample, with the daemon's counter deltas)."
-} >"$out"
-
-# A local point that was never redirected means the benchmark measured nothing: say so loudly.
-for p in "${points[@]}"; do
-  IFS='|' read -r id scenario kind _ <<<"$p"
-  [ "$kind" = tcp ] || continue
-  r=$(counter_sum "$id" redirected_bytes)
-  i=$(counter_sum "$id" sockets_inserted)
-  if [ "$scenario" = nonlocal ] && [ "$i" != 0 ]; then log "warning: $id inserted $i sockets although non-local"; fi
-  if [ "$scenario" != nonlocal ] && [ "$r" = 0 ]; then log "warning: $id was never redirected"; fi
-done
-log "report: $out"
