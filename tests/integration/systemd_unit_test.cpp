@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "bpf_inventory.hpp"
+#include "deployed.hpp"
 #include "fixture.hpp"
 #include "systemd_unit.hpp"
 
@@ -132,41 +133,6 @@ std::chrono::milliseconds parse_timespan(const std::string& text)
     return std::chrono::seconds(value);
 }
 
-std::string find_program(const std::string& name)
-{
-    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"})
-        if (::access((std::string(dir) + "/" + name).c_str(), X_OK) == 0)
-            return std::string(dir) + "/" + name;
-    return "";
-}
-
-// Bits of CapEff in /proc/<pid>/status.
-std::uint64_t effective_capabilities(pid_t pid)
-{
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("CapEff:", 0) == 0)
-            return std::stoull(line.substr(7), nullptr, 16);
-    return ~0ull;
-}
-
-nlohmann::json ctl_status(const std::string& pin_path)
-{
-    std::string out;
-    int code = run_command({sockmapctl_bin(), "status", "--json", "--pin-path", pin_path}, &out);
-    EXPECT_EQ(code, 0) << out;
-    auto status = nlohmann::json::parse(out, nullptr, false);
-    return status.is_discarded() ? nlohmann::json::object() : status;
-}
-
-std::string read_file(const std::string& path)
-{
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 class SystemdUnit : public IntegrationTest {
 protected:
     void SetUp() override
@@ -175,6 +141,10 @@ protected:
         if (HasFatalFailure() || IsSkipped())
             return;
         unit_ = UnitFile::parse(kUnitPath);
+        // The unit's default --metrics-address (127.0.0.1:9476) is one port per network namespace: a namespace
+        // of its own lets this test run the unit's defaults next to any other sockmapd on the machine. Which
+        // namespace the daemon is in does not matter to pairing, which follows the cgroup.
+        netns_.emplace("smd-unit");
         pin_path_ = "/sys/fs/bpf/" + unique_name("smd-unit");
         log_path_ = "/tmp/" + unique_name("smd-unit") + "-sockmapd.log";
     }
@@ -182,6 +152,7 @@ protected:
     void TearDown() override
     {
         daemon_process_.kill_and_reap();
+        netns_.reset();
         std::error_code ec;
         fs::remove_all(pin_path_, ec);
         if (!trace_path_.empty())
@@ -237,23 +208,15 @@ protected:
         // root. The limit only matters on kernels before memcg accounting of BPF memory (5.11), older than the
         // 5.15 sockmapd needs, so the inherited limit is an acceptable stand-in there.
         EXPECT_EQ(unit_.value("Service", "LimitMEMLOCK"), "infinity");
-        constexpr std::uint64_t kCapSysResource = 1ull << 24;
         if (effective_capabilities(::getpid()) & kCapSysResource)
             argv.insert(argv.end(), {find_program("prlimit"), "--memlock=unlimited:unlimited", "--"});
         else
             std::printf("[ NOTE ] no CAP_SYS_RESOURCE here: LimitMEMLOCK=infinity not applied, the daemon runs "
                         "with the inherited RLIMIT_MEMLOCK\n");
 
-        std::string bounding = "-all";
-        for (const auto& cap : split_words(unit_.value("Service", "CapabilityBoundingSet"))) {
-            std::string name = cap.substr(cap.rfind("CAP_", 0) == 0 ? 4 : 0);
-            std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-            bounding += ",+" + name;
-        }
-        argv.insert(argv.end(), {find_program("setpriv"), "--bounding-set", bounding, "--inh-caps", "-all"});
-        if (unit_.value("Service", "NoNewPrivileges") == "yes")
-            argv.push_back("--no-new-privs");
-        argv.push_back("--");
+        auto privileges = restricted_privileges(split_words(unit_.value("Service", "CapabilityBoundingSet")),
+                                                unit_.value("Service", "NoNewPrivileges") == "yes");
+        argv.insert(argv.end(), privileges.begin(), privileges.end());
         argv.insert(argv.end(), command.begin(), command.end());
         return argv;
     }
@@ -264,6 +227,7 @@ protected:
     std::string pin_path_;
     std::string log_path_;
     std::string trace_path_;
+    std::optional<NetNs> netns_;
     Process daemon_process_;
 };
 
@@ -275,7 +239,7 @@ TEST_F(SystemdUnit, ReadyIsNotifiedAfterAttachAndTheDaemonAccelerates)
     auto command = exec_start(env);
     ASSERT_FALSE(command.empty());
     NotifySocket notify;
-    daemon_process_ = Process(as_systemd_would(command, env, notify.path()), {.netns = "", .uid = std::nullopt, .output_file = log_path_});
+    daemon_process_ = Process(as_systemd_would(command, env, notify.path()), {.netns = netns_->name(), .uid = std::nullopt, .output_file = log_path_});
     const pid_t pid = daemon_process_.pid();
 
     auto ready = notify.wait_for("READY=1", Clock::now() + parse_timespan(unit_.value("Service", "TimeoutStartSec")),
@@ -290,7 +254,6 @@ TEST_F(SystemdUnit, ReadyIsNotifiedAfterAttachAndTheDaemonAccelerates)
     EXPECT_EQ(ready->pid, pid) << "READY=1 must come from the main process (NotifyAccess=main)";
     EXPECT_NE(ready->text.find("STATUS="), std::string::npos) << ready->text;
     EXPECT_NE(ready->text.find(cgroup_path()), std::string::npos) << "STATUS should name the cgroup: " << ready->text;
-    constexpr std::uint64_t kCapSysAdmin = 1ull << 21;
     EXPECT_EQ(effective_capabilities(pid) & kCapSysAdmin, 0u) << "the daemon ran with CAP_SYS_ADMIN";
     auto status = ctl_status(pin_path_);
     EXPECT_EQ(status.value("daemon_running", false), true);
@@ -346,7 +309,7 @@ TEST_F(SystemdUnit, RestrictAddressFamiliesCoversEverySocketTheDaemonOpens)
     std::vector<std::string> traced{strace, "-f", "-qq", "-e", "trace=socket,socketpair", "-o", trace_path};
     auto wrapped = as_systemd_would(command, env, notify.path());
     traced.insert(traced.end(), wrapped.begin(), wrapped.end());
-    daemon_process_ = Process(traced, {.netns = "", .uid = std::nullopt, .output_file = log_path_});
+    daemon_process_ = Process(traced, {.netns = netns_->name(), .uid = std::nullopt, .output_file = log_path_});
 
     auto ready = notify.wait_for("READY=1", Clock::now() + std::chrono::seconds(30), [&] { return daemon_alive(); });
     ASSERT_TRUE(ready) << "no READY=1 under strace (got: " << notify.seen() << ")\n" << read_file(log_path_);
