@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <optional>
 
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
@@ -106,6 +108,10 @@ void run_daemon(const DaemonConfig& config)
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
     throw_first(check_kernel_features());
+    // A second daemon on existing pins is told so before its metrics port could collide with the first's.
+    std::optional<InstanceLock> lock;
+    if (std::filesystem::is_directory(config.pin_path))
+        lock.emplace(config.pin_path);
     // Listening is the last check: a taken port stops the start before anything is pinned or attached.
     MetricsSource metrics;
     std::optional<HttpServer> http;
@@ -114,7 +120,8 @@ void run_daemon(const DaemonConfig& config)
                                                   .not_ready = [&] { return metrics.not_ready(); }});
 
     CreatedDirectories pin_dirs(prepare_pin_path(config.pin_path, plan));
-    InstanceLock lock(config.pin_path);
+    if (!lock)
+        lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
     datapath.collect_stale_pairs();
     datapath.attach_sk_msg();
