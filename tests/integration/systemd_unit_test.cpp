@@ -271,10 +271,15 @@ TEST_F(SystemdUnit, ReadyIsNotifiedAfterAttachAndTheDaemonAccelerates)
         EXPECT_EQ(after - before, 2 * kBulk);
     }
 
-    // ExecReload, expanded with $MAINPID as systemd would, leaves the daemon running and attached.
+    // ExecReload, with $MAINPID expanded and in its environment as systemd does, leaves the daemon running.
     EnvMap reload_env{{"MAINPID", std::to_string(pid)}};
     auto reload = expand_command_line(unit_.value("Service", "ExecReload"), reload_env);
+    reload.insert(reload.begin(), {find_program("env"), "MAINPID=" + std::to_string(pid)});
     EXPECT_EQ(run_command(reload), 0);
+    auto sighup_logged = Clock::now() + std::chrono::seconds(5);
+    while (read_file(log_path_).find("SIGHUP") == std::string::npos && Clock::now() < sighup_logged)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_NE(read_file(log_path_).find("SIGHUP"), std::string::npos) << "ExecReload did not reach the daemon";
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_TRUE(daemon_alive()) << "SIGHUP from ExecReload stopped the daemon:\n" << read_file(log_path_);
     EXPECT_EQ(ctl_status(pin_path_).value("daemon_running", false), true);
