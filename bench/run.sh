@@ -344,8 +344,12 @@ ip -n "$ns_a" link set veth0 up
 ip -n "$ns_b" link set veth0 up
 
 # --- the daemon ------------------------------------------------------------------------------------
+# Daemons that serve metrics over HTTP get none: a fixed port could collide with another sockmapd on the host.
+daemon_args=(--cgroup "$cgroup" --pin-path "$pin_path" --log-level warn)
+if "$sockmapd_bin" --help 2>/dev/null | grep -q -- --metrics-address; then daemon_args+=(--metrics-address ""); fi
+
 start_daemon() {
-  "$sockmapd_bin" --cgroup "$cgroup" --pin-path "$pin_path" --log-level warn >>"$tmp/sockmapd.log" 2>&1 &
+  "$sockmapd_bin" "${daemon_args[@]}" >>"$tmp/sockmapd.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 150); do
     kill -0 "$daemon_pid" 2>/dev/null || die "sockmapd exited during start-up: $(tail -n 5 "$tmp/sockmapd.log")"
