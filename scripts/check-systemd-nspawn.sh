@@ -21,13 +21,16 @@ done
 work=$(mktemp -d /var/tmp/sockmapd-nspawn-XXXXXX)
 root="$work/root"
 pin_path="/sys/fs/bpf/smd-nspawn-$$"
-# With --keep-unit, systemd-nspawn puts the container in a "payload" cgroup below this shell's own, in every
-# hierarchy, and leaves it behind (empty) after the container powers off.
+# With --keep-unit, systemd-nspawn puts the container in a "payload" cgroup and itself in a "supervisor"
+# cgroup below this shell's own, in every hierarchy, and leaves both behind (empty) after the container
+# powers off.
 own_cgroup=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
 payloads=()
 for hierarchy in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do
-  payload="$hierarchy${own_cgroup%/}/payload"
-  [ -d "$hierarchy" ] && [ ! -e "$payload" ] && payloads+=("$payload")
+  for leftover in payload supervisor; do
+    payload="$hierarchy${own_cgroup%/}/$leftover"
+    [ -d "$hierarchy" ] && [ ! -e "$payload" ] && payloads+=("$payload")
+  done
 done
 cleanup() {
   for payload in "${payloads[@]}"; do
