@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/mountinfo.hpp"
@@ -57,6 +60,54 @@ std::uint64_t cgroup_id(const std::string& path)
     if (::stat(path.c_str(), &st) != 0)
         throw_errno(errno, "stat cgroup " + path);
     return st.st_ino;
+}
+
+namespace {
+
+// A kernfs file handle is the node id, which for a cgroup is its cgroup id.
+struct CgroupHandle {
+    struct file_handle header;
+    std::uint64_t id;
+};
+
+} // namespace
+
+CgroupPaths::CgroupPaths()
+{
+    auto root = find_mount(read_mountinfo(), "cgroup2");
+    if (!root)
+        return;
+    root_ = Fd(::open(root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    CgroupHandle handle {};
+    handle.header.handle_bytes = sizeof(handle.id);
+    int mount_id = 0;
+    // Learn the handle type from the root instead of assuming FILEID_KERNFS.
+    if (root_ && ::name_to_handle_at(root_.get(), "", &handle.header, &mount_id, AT_EMPTY_PATH) == 0 &&
+        handle.header.handle_bytes == sizeof(handle.id))
+        handle_type_ = handle.header.handle_type;
+}
+
+std::optional<std::string> CgroupPaths::path(std::uint64_t id)
+{
+    if (handle_type_ < 0)
+        return std::nullopt;
+    auto cached = cache_.find(id);
+    if (cached != cache_.end())
+        return cached->second;
+    CgroupHandle handle {};
+    handle.header.handle_bytes = sizeof(handle.id);
+    handle.header.handle_type = handle_type_;
+    handle.id = id;
+    std::optional<std::string> path;
+    Fd dir(::open_by_handle_at(root_.get(), &handle.header, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) {
+        char target[4096];
+        std::string link = "/proc/self/fd/" + std::to_string(dir.get());
+        ssize_t n = ::readlink(link.c_str(), target, sizeof(target));
+        if (n > 0 && static_cast<std::size_t>(n) < sizeof(target))
+            path = std::string(target, static_cast<std::size_t>(n));
+    }
+    return cache_[id] = path;
 }
 
 } // namespace sockmapd
