@@ -8,6 +8,7 @@
 
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cli.hpp"
+#include "sockmapd/connections.hpp"
 #include "sockmapd/pinned.hpp"
 #include "sockmapd/version.h"
 
@@ -22,7 +23,7 @@ int main(int argc, char** argv)
     auto* status = app.add_subcommand("status", "attached cgroup, programs, sockets, pairs and counters");
     status->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
     status->add_flag("--json", json, "machine-readable output");
-    auto* connections = app.add_subcommand("connections", "the connections in smd_pairs: paired or waiting for their peer");
+    auto* connections = app.add_subcommand("connections", "accelerated connections: endpoints, namespace, cgroup, bytes per direction");
     connections->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
     connections->add_flag("--json", json, "machine-readable output");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapctl"))
@@ -34,9 +35,9 @@ int main(int argc, char** argv)
             struct timespec now {};
             ::clock_gettime(CLOCK_MONOTONIC, &now); // the clock of bpf_ktime_get_ns()
             auto now_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + now.tv_nsec;
-            auto pairs = datapath.pairs();
-            std::cout << (json ? sockmapd::format_connections_json(pairs, now_ns)
-                               : sockmapd::format_connections_text(pairs, now_ns));
+            auto connections = sockmapd::list_connections(datapath);
+            std::cout << (json ? sockmapd::format_connections_json(connections, now_ns)
+                               : sockmapd::format_connections_text(connections, now_ns));
             return 0;
         }
         auto report = datapath.status();

@@ -92,8 +92,10 @@ PinnedDatapath::PinnedDatapath(const std::string& pin_path)
       pairs_(open_pinned(pin_path, "smd_pairs")),
       hints_(open_pinned(pin_path, "smd_hints")),
       counters_(open_pinned(pin_path, "smd_counters")),
-      info_(open_pinned(pin_path, "smd_info"))
+      info_(open_pinned(pin_path, "smd_info")),
+      sk_ctx_(open_pinned(pin_path, "smd_sk_ctx"))
 {
+    sk_ctx_id_ = map_info(sk_ctx_.get()).id;
     auto sockhash_info = map_info(sockhash_.get());
     sockhash_id_ = sockhash_info.id;
     capacities_ = {.sockhash = sockhash_info.max_entries,
@@ -224,62 +226,6 @@ std::string format_status_text(const StatusReport& report)
     out << "counters:\n";
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         out << "  " << counter_name(static_cast<enum smd_counter>(i)) << " " << report.counters[i] << "\n";
-    return out.str();
-}
-
-std::string pair_state_name(std::uint32_t flags)
-{
-    std::string name = (flags & SMD_PAIR_POISONED)     ? "poisoned"
-                       : (flags & SMD_PAIR_PASSIVE_IN) ? "paired"
-                                                       : "waiting";
-    if (flags & SMD_PAIR_ACTIVE_CLOSED)
-        name += ",active-closed";
-    if (flags & SMD_PAIR_PASSIVE_CLOSED)
-        name += ",passive-closed";
-    return name;
-}
-
-namespace {
-
-double age_seconds(std::uint64_t created_ns, std::uint64_t now_ns)
-{
-    return now_ns > created_ns ? static_cast<double>(now_ns - created_ns) / 1e9 : 0.0;
-}
-
-} // namespace
-
-std::string format_connections_json(const std::vector<PairEntry>& pairs, std::uint64_t now_ns)
-{
-    auto out = nlohmann::ordered_json::array();
-    for (const auto& p : pairs)
-        out.push_back({{"netns_cookie", p.key.netns_cookie},
-                       {"client_port", p.key.active_port},
-                       {"active_seq", p.key.active_seq},
-                       {"passive_seq", p.key.passive_seq},
-                       {"active_cookie", p.state.cookie[SMD_ROLE_ACTIVE]},
-                       {"passive_cookie", p.state.cookie[SMD_ROLE_PASSIVE]},
-                       {"flags", p.state.flags},
-                       {"state", pair_state_name(p.state.flags)},
-                       {"age_seconds", age_seconds(p.state.created_ns, now_ns)}});
-    return out.dump(2) + "\n";
-}
-
-std::string format_connections_text(const std::vector<PairEntry>& pairs, std::uint64_t now_ns)
-{
-    std::ostringstream out;
-    char line[256];
-    std::snprintf(line, sizeof(line), "%-20s %-11s %-20s %-20s %10s  %s\n", "NETNS_COOKIE", "CLIENT_PORT",
-                  "ACTIVE_COOKIE", "PASSIVE_COOKIE", "AGE_S", "STATE");
-    out << line;
-    for (const auto& p : pairs) {
-        std::snprintf(line, sizeof(line), "%-20llu %-11u %-20llu %-20llu %10.1f  %s\n",
-                      static_cast<unsigned long long>(p.key.netns_cookie), p.key.active_port,
-                      static_cast<unsigned long long>(p.state.cookie[SMD_ROLE_ACTIVE]),
-                      static_cast<unsigned long long>(p.state.cookie[SMD_ROLE_PASSIVE]),
-                      age_seconds(p.state.created_ns, now_ns), pair_state_name(p.state.flags).c_str());
-        out << line;
-    }
-    out << pairs.size() << (pairs.size() == 1 ? " connection\n" : " connections\n");
     return out.str();
 }
 

@@ -72,25 +72,22 @@ public:
     // Every smd_pairs entry, for sockmapctl connections.
     std::vector<PairEntry> pairs() const;
     const MapCapacities& capacities() const { return capacities_; }
+    // smd_sk_ctx, the per-socket storage: readable only through sock_diag (see connections.hpp).
+    int sk_ctx_fd() const { return sk_ctx_.get(); }
+    std::uint32_t sk_ctx_id() const { return sk_ctx_id_; }
     const std::string& pin_path() const { return pin_path_; }
 
 private:
     void for_each_pair(const std::function<void(const PairEntry&)>& visit) const;
 
     std::string pin_path_;
-    Fd sockhash_, pairs_, hints_, counters_, info_;
+    Fd sockhash_, pairs_, hints_, counters_, info_, sk_ctx_;
     MapCapacities capacities_;
     std::uint32_t sockhash_id_ = 0;
+    std::uint32_t sk_ctx_id_ = 0;
 };
 
 std::string format_status_text(const StatusReport& report);
 std::string format_status_json(const StatusReport& report);
-
-// sockmapctl connections: one row (or JSON object) per pair entry. now_ns is CLOCK_MONOTONIC, the clock of
-// smd_pair_state.created_ns, for the age column.
-std::string format_connections_text(const std::vector<PairEntry>& pairs, std::uint64_t now_ns);
-std::string format_connections_json(const std::vector<PairEntry>& pairs, std::uint64_t now_ns);
-// "paired", "waiting", "poisoned", plus ",active-closed" / ",passive-closed".
-std::string pair_state_name(std::uint32_t flags);
 
 } // namespace sockmapd
