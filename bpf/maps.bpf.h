@@ -54,4 +54,13 @@ struct {
 	__type(value, struct smd_info);
 } smd_info SEC(".maps") __weak;
 
+
+/* Uninstall's drain switch (SMD_CONTROL_DRAIN); written by user space only, zeroed by every daemon start. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smd_control);
+} smd_control SEC(".maps") __weak;
+
 #endif

@@ -9,6 +9,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * redirect queue before its TCP receive queue, so redirecting after TCP data could overtake it.
  * Going from redirect to TCP is safe while the receiver stays in the sockhash, for the same reason.
  */
+static __always_inline bool smd_draining(void)
+{
+	__u32 zero = 0;
+	struct smd_control *control = bpf_map_lookup_elem(&smd_control, &zero);
+
+	return control && (control->flags & SMD_CONTROL_DRAIN);
+}
+
 SEC("sk_msg")
 int smd_sk_msg(struct sk_msg_md *msg)
 {
@@ -21,6 +29,9 @@ int smd_sk_msg(struct sk_msg_md *msg)
 		smd_count_message(SMD_CTR_FALLBACK_NO_CTX, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
+	/* Uninstall drains: from here on this direction is TCP, and the receiver's redirect queue only empties. */
+	if (smd_draining())
+		ctx->flags |= SMD_CTX_TCP_PINNED;
 	if (ctx->flags & SMD_CTX_TCP_PINNED) {
 		ctx->passed_bytes += size;
 		smd_count_message(SMD_CTR_FALLBACK_PINNED, SMD_CTR_FALLBACK_BYTES, size);

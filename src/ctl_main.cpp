@@ -9,7 +9,9 @@
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cli.hpp"
 #include "sockmapd/connections.hpp"
+#include "sockmapd/doctor.hpp"
 #include "sockmapd/pinned.hpp"
+#include "sockmapd/uninstall.hpp"
 #include "sockmapd/version.h"
 
 int main(int argc, char** argv)
@@ -26,10 +28,31 @@ int main(int argc, char** argv)
     auto* connections = app.add_subcommand("connections", "accelerated connections: endpoints, namespace, cgroup, bytes per direction");
     connections->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
     connections->add_flag("--json", json, "machine-readable output");
+    std::string cgroup;
+    auto* doctor = app.add_subcommand("doctor", "can this node run sockmapd? kernel, BTF, BPF features, cgroup, "
+                                                "bpffs, privileges, conflicts; exit 1 if not");
+    doctor->add_option("--cgroup", cgroup, "the cgroup sockmapd attaches to (default: the cgroup v2 mount)");
+    doctor->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
+    doctor->add_flag("--json", json, "machine-readable output");
+    double timeout_seconds = 30;
+    bool force = false;
+    auto* uninstall = app.add_subcommand("uninstall", "wait for redirect queues to drain, then detach and unpin everything");
+    uninstall->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
+    uninstall->add_option("--timeout", timeout_seconds, "seconds to wait for readers to read redirected data")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
+    uninstall->add_flag("--force", force, "after the timeout, drop unread redirected data instead of refusing");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapctl"))
         return *exit_code;
 
     try {
+        if (doctor->parsed())
+            return sockmapd::run_doctor(cgroup, pin_path, json);
+        if (uninstall->parsed())
+            return sockmapd::uninstall({.pin_path = pin_path,
+                                        .timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000)),
+                                        .force = force},
+                                       std::cout, std::cerr);
         sockmapd::PinnedDatapath datapath(pin_path);
         if (connections->parsed()) {
             struct timespec now {};

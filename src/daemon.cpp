@@ -124,6 +124,7 @@ void run_daemon(const DaemonConfig& config)
         lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
     datapath.collect_stale_pairs();
+    datapath.resume_redirects();
     datapath.attach_sk_msg();
     Fd cgroup_fd = open_cgroup_dir(cgroup);
     datapath.attach_sockops(cgroup_fd.get(), cgroup);

@@ -181,6 +181,14 @@ std::size_t Datapath::collect_stale_pairs()
     return removed;
 }
 
+void Datapath::resume_redirects()
+{
+    std::uint32_t zero = 0;
+    struct smd_control control {};
+    if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.smd_control), &zero, &control, BPF_ANY) != 0)
+        throw_errno(errno, "clear the drain flag in smd_control");
+}
+
 void Datapath::publish_info(const struct smd_info& info)
 {
     std::uint32_t zero = 0;

@@ -9,6 +9,7 @@
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cli.hpp"
 #include "sockmapd/daemon.hpp"
+#include "sockmapd/doctor.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/http_server.hpp"
 #include "sockmapd/log.hpp"
@@ -58,8 +59,17 @@ int main(int argc, char** argv)
     app.add_option("--max-sockets", config.max_sockets, "capacity of the sockhash (sockets accelerated at once)")
         ->check(CLI::Range(2u, 1u << 24))
         ->capture_default_str();
+    bool check = false, check_json = false;
+    app.add_flag("--check", check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
+    app.add_flag("--json", check_json, "with --check: machine-readable report");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapd"))
         return *exit_code;
+    if (check_json && !check) {
+        std::fprintf(stderr, "sockmapd: --json applies only to --check; see 'sockmapd --help'\n");
+        return 2;
+    }
+    if (check)
+        return sockmapd::run_doctor(config.cgroup, config.pin_path, check_json);
 
     try {
         sockmapd::setup_logging(config.log_level, config.log_format);

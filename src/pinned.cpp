@@ -60,6 +60,8 @@ std::string bounded_string(const char (&buffer)[N])
     return std::string(buffer, ::strnlen(buffer, N));
 }
 
+} // namespace
+
 std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
 {
     std::vector<ProgramInfo> programs;
@@ -83,8 +85,6 @@ std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
     }
     return programs;
 }
-
-} // namespace
 
 PinnedDatapath::PinnedDatapath(const std::string& pin_path)
     : pin_path_(pin_path),

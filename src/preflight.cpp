@@ -1,7 +1,8 @@
 // Privilege and kernel-feature probes run before the daemon touches the system.
 #include "sockmapd/preflight.hpp"
 
-#include <bpf/libbpf.h>
+#include "sockmapd/doctor.hpp"
+
 #include <linux/capability.h>
 #include <sys/stat.h>
 
@@ -40,39 +41,15 @@ std::vector<PreflightIssue> check_privileges()
              "run it as root or grant those capabilities (systemd AmbientCapabilities=, Kubernetes securityContext)"}};
 }
 
+// The kernel half of sockmapd --check (doctor.cpp), so that the daemon and the report never disagree.
 std::vector<PreflightIssue> check_kernel_features()
 {
+    EnvironmentFacts facts;
+    probe_kernel(facts);
     std::vector<PreflightIssue> issues;
-    struct stat st {};
-    if (::stat("/sys/kernel/btf/vmlinux", &st) != 0)
-        issues.push_back({"kernel has no BTF (/sys/kernel/btf/vmlinux is missing)",
-                          "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.15 or newer)"});
-
-    struct MapProbe { enum bpf_map_type type; const char* name; };
-    for (auto [type, name] : {MapProbe{BPF_MAP_TYPE_SOCKHASH, "sockhash"},
-                              MapProbe{BPF_MAP_TYPE_SK_STORAGE, "sk_storage"},
-                              MapProbe{BPF_MAP_TYPE_LRU_HASH, "lru_hash"}})
-        if (libbpf_probe_bpf_map_type(type, nullptr) != 1)
-            issues.push_back({std::string("kernel lacks BPF map type ") + name,
-                              "use a kernel with CONFIG_BPF_STREAM_PARSER=y, 5.15 or newer"});
-
-    struct ProgProbe { enum bpf_prog_type type; const char* name; };
-    for (auto [type, name] : {ProgProbe{BPF_PROG_TYPE_SOCK_OPS, "sock_ops"}, ProgProbe{BPF_PROG_TYPE_SK_MSG, "sk_msg"}})
-        if (libbpf_probe_bpf_prog_type(type, nullptr) != 1)
-            issues.push_back({std::string("kernel lacks BPF program type ") + name,
-                              "use a kernel with CONFIG_CGROUP_BPF=y and CONFIG_BPF_STREAM_PARSER=y"});
-
-    struct HelperProbe { enum bpf_prog_type type; enum bpf_func_id helper; const char* name; };
-    for (auto [type, helper, name] : {
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sk_msg)"},
-         })
-        if (libbpf_probe_bpf_helper(type, helper, nullptr) != 1)
-            issues.push_back({std::string("kernel lacks BPF helper ") + name, "use a kernel 5.15 or newer"});
+    for (const auto& check : evaluate_kernel(facts).checks)
+        if (check.status == CheckStatus::fail)
+            issues.push_back({check.name + ": " + check.detail, check.remedy + " (sockmapd --check shows all checks)"});
     return issues;
 }
 

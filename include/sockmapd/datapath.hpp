@@ -38,6 +38,9 @@ public:
     // sockets while no sock_ops program ran to see the close (no daemon). Returns how many.
     std::size_t collect_stale_pairs();
 
+    // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set.
+    void resume_redirects();
+
     void publish_info(const struct smd_info& info);
 
     // Keeps the pins: called once the daemon is up, so a later failure no longer removes them.

@@ -15,7 +15,8 @@ namespace sockmapd {
 
 // File names of the pinned maps under the pin path; they are the BPF map names.
 inline constexpr const char* kPinnedMaps[] = {"smd_sockhash", "smd_pairs", "smd_hints",
-                                              "smd_sk_ctx",   "smd_counters", "smd_info"};
+                                              "smd_sk_ctx",   "smd_counters", "smd_info",
+                                              "smd_control"};
 
 struct ProgramInfo {
     std::uint32_t id = 0;
@@ -86,6 +87,9 @@ private:
     std::uint32_t sockhash_id_ = 0;
     std::uint32_t sk_ctx_id_ = 0;
 };
+
+// Every loaded BPF program that uses the map with this ID (walks all programs).
+std::vector<ProgramInfo> programs_using(std::uint32_t map_id);
 
 std::string format_status_text(const StatusReport& report);
 std::string format_status_json(const StatusReport& report);

@@ -116,4 +116,12 @@ struct smd_info {
 	char version[SMD_INFO_VERSION_MAX];
 };
 
+/* The one entry of smd_control: written by sockmapctl uninstall, read by sk_msg on every send. */
+#define SMD_CONTROL_DRAIN (1u << 0) /* stop redirecting: every direction moves to TCP for good */
+
+struct smd_control {
+	__u32 flags; /* SMD_CONTROL_* */
+	__u32 pad;
+};
+
 #endif /* SOCKMAPD_SHARED_H */

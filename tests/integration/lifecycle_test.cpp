@@ -22,8 +22,8 @@ namespace smdtest {
 namespace {
 
 constexpr std::uint64_t kMiB = 1ull << 20;
-const std::vector<std::string> kPinnedMaps{"smd_counters", "smd_hints", "smd_info",
-                                           "smd_pairs",    "smd_sk_ctx", "smd_sockhash"};
+const std::vector<std::string> kPinnedMaps{"smd_control", "smd_counters", "smd_hints", "smd_info",
+                                           "smd_pairs",   "smd_sk_ctx",   "smd_sockhash"};
 
 struct Conn {
     Fd client;

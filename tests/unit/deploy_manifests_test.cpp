@@ -404,6 +404,35 @@ TEST(DeployManifests, EveryFlagUsedExistsInTheBinaries)
         EXPECT_TRUE(status_flags.count(flag)) << flag;
 }
 
+// The uninstall DaemonSet (outside the kustomization: applying it uninstalls) runs flags sockmapctl uninstall
+// has, on the pin path the daemon uses, and sees the host's processes, which hold the sockets it drains.
+TEST(DeployManifests, UninstallDaemonSetMatchesTheDaemonAndTheBinary)
+{
+    auto file = kKubernetes / "uninstall/uninstall.yaml";
+    auto ds = YAML::LoadFile(file.string());
+    EXPECT_EQ(ds["kind"].as<std::string>(""), "DaemonSet");
+    EXPECT_EQ(ds["metadata"]["namespace"].as<std::string>(""), "sockmapd-system");
+    auto pod = ds["spec"]["template"]["spec"];
+    EXPECT_TRUE(pod["hostPID"].as<bool>(false)) << "uninstall finds socket owners in the host's /proc";
+    auto container = container_named(pod["containers"], "uninstall");
+    std::string command = join(strings(container["command"]));
+    EXPECT_NE(command.find("/usr/sbin/sockmapctl uninstall "), std::string::npos) << command;
+
+    auto uninstall_flags = help_flags({SMD_SOCKMAPCTL_BIN, "uninstall"});
+    ASSERT_TRUE(uninstall_flags.count("--force")) << "could not read sockmapctl uninstall --help";
+    for (const auto& flag : flags_in(command))
+        EXPECT_TRUE(uninstall_flags.count(flag)) << "uninstall.yaml uses " << flag << ", which uninstall does not have";
+
+    auto daemon_args = strings(container_named(only("DaemonSet")["spec"]["template"]["spec"]["containers"], "sockmapd")["args"]);
+    auto pin = std::find(daemon_args.begin(), daemon_args.end(), "--pin-path");
+    ASSERT_NE(pin, daemon_args.end());
+    ASSERT_NE(pin + 1, daemon_args.end());
+    EXPECT_NE(command.find("--pin-path " + *(pin + 1) + " "), std::string::npos) << command;
+    auto caps = strings(container["securityContext"]["capabilities"]["add"]);
+    for (const char* cap : {"SYS_ADMIN", "SYS_PTRACE", "BPF"})
+        EXPECT_NE(std::find(caps.begin(), caps.end(), cap), caps.end()) << cap;
+}
+
 // The kubelet and Prometheus connect to the pod IP: the daemon must listen beyond loopback, on the port the
 // probes, the containerPort and the scrape annotations name. (DaemonSetAsTheKubeletRunsIt, an integration
 // test, sends the probes' requests to a daemon started with these arguments.)

@@ -36,6 +36,7 @@ static_assert(offsetof(smd_hint_key, addr) == 8 && offsetof(smd_hint_key, port) 
 static_assert(offsetof(smd_pair_state, flags) == 24);
 static_assert(offsetof(smd_sock_ctx, redirected_bytes) == 32 && offsetof(smd_sock_ctx, flags) == 56);
 static_assert(offsetof(smd_info, cgroup_path) == 24 && offsetof(smd_info, version) == 24 + SMD_INFO_PATH_MAX);
+static_assert(sizeof(smd_control) == 8 && kNoPadding<smd_control>);
 
 TEST(SharedLayout, PairFlagsAreDistinctBits)
 {

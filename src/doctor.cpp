@@ -1,0 +1,328 @@
+// sockmapd --check / sockmapctl doctor: probe the node, judge the facts, print a report with a verdict.
+// Probing and judging are apart, so the verdict logic is unit-tested with made-up facts.
+#include "sockmapd/doctor.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include <fcntl.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sockmapd/bpffs.hpp"
+#include "sockmapd/cgroup.hpp"
+#include "sockmapd/error.hpp"
+#include "sockmapd/fd.hpp"
+#include "sockmapd/pinned.hpp"
+#include "sockmapd/preflight.hpp"
+
+namespace sockmapd {
+namespace {
+
+constexpr int kMinMajor = 5;
+constexpr int kMinMinor = 15;
+
+struct Version {
+    int major = 0, minor = 0;
+};
+
+std::optional<Version> parse_release(const std::string& release)
+{
+    Version v;
+    if (std::sscanf(release.c_str(), "%d.%d", &v.major, &v.minor) != 2)
+        return std::nullopt;
+    return v;
+}
+
+bool older(Version v, int major, int minor)
+{
+    return v.major < major || (v.major == major && v.minor < minor);
+}
+
+std::string join(const std::vector<std::string>& items)
+{
+    std::string out;
+    for (const auto& item : items)
+        out += (out.empty() ? "" : ", ") + item;
+    return out;
+}
+
+// "name (id N)" of the programs attached (directly or inherited) to cgroup_fd at `type`.
+std::vector<std::pair<std::string, std::uint32_t>> attached_programs(int cgroup_fd, enum bpf_attach_type type)
+{
+    std::uint32_t ids[64] = {};
+    std::uint32_t count = 64;
+    std::vector<std::pair<std::string, std::uint32_t>> programs;
+    if (bpf_prog_query(cgroup_fd, type, BPF_F_QUERY_EFFECTIVE, nullptr, ids, &count) != 0)
+        return programs;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
+        struct bpf_prog_info info {};
+        std::uint32_t len = sizeof(info);
+        std::string name = "?";
+        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0)
+            name = info.name;
+        programs.emplace_back(name, ids[i]);
+    }
+    return programs;
+}
+
+std::string named(const std::pair<std::string, std::uint32_t>& prog)
+{
+    return prog.first + " (id " + std::to_string(prog.second) + ")";
+}
+
+void probe_conflicts(EnvironmentFacts& facts)
+{
+    Fd cgroup(::open(facts.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cgroup)
+        return;
+    for (const auto& prog : attached_programs(cgroup.get(), BPF_CGROUP_SOCK_OPS))
+        if (prog.first.rfind("smd_", 0) != 0)
+            facts.foreign_sock_ops.push_back(named(prog));
+    for (auto type : {BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP4_SENDMSG,
+                      BPF_CGROUP_UDP6_SENDMSG})
+        for (const auto& prog : attached_programs(cgroup.get(), type))
+            if (prog.first.rfind("cil_", 0) == 0)
+                facts.cilium_programs.push_back(named(prog) + " on " + libbpf_bpf_attach_type_str(type));
+
+    std::string sockhash_pin = facts.pin_path + "/smd_sockhash";
+    Fd sockhash(bpf_obj_get(sockhash_pin.c_str()));
+    if (!sockhash)
+        return;
+    std::uint32_t ids[8] = {};
+    std::uint32_t count = 8;
+    if (bpf_prog_query(sockhash.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) != 0)
+        return;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
+        struct bpf_prog_info info {};
+        std::uint32_t len = sizeof(info);
+        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && std::string(info.name) != "smd_sk_msg")
+            facts.foreign_sk_msg.push_back(std::string(info.name) + " (id " + std::to_string(ids[i]) + ")");
+    }
+}
+
+void add(DoctorReport& report, std::string name, CheckStatus status, std::string detail, std::string remedy = "")
+{
+    report.checks.push_back({std::move(name), status, std::move(detail), std::move(remedy)});
+}
+
+const char* status_word(CheckStatus status)
+{
+    switch (status) {
+    case CheckStatus::ok:
+        return "ok";
+    case CheckStatus::warn:
+        return "warn";
+    case CheckStatus::fail:
+        return "FAIL";
+    }
+    return "?";
+}
+
+} // namespace
+
+// Fixes by the mainline release that first carries them (stable kernels may carry backports: a warning then
+// says to check the distribution's changelog). See docs/operations.md for the list and why each matters.
+const std::vector<KnownKernelBug>& known_kernel_bugs()
+{
+    static const std::vector<KnownKernelBug> bugs{
+        {6, 2, "bpf, sockmap: Fix data loss caused by using apply_bytes on ingress redirect",
+         "ingress redirects limited by bpf_msg_apply_bytes() lose data; sockmapd never calls apply_bytes", false},
+        {6, 2, "bpf, sockmap: Fix missing BPF_F_INGRESS flag when using apply_bytes",
+         "the rest of an apply_bytes message goes to the wrong queue; sockmapd never calls apply_bytes", false},
+        {6, 4, "bpf, sockmap: TCP data stall on recv before accept",
+         "data queued to a socket before accept() can stall (sk_skb verdict path; sockmapd uses sk_msg)", false},
+    };
+    return bugs;
+}
+
+bool DoctorReport::usable() const
+{
+    for (const auto& check : checks)
+        if (check.status == CheckStatus::fail)
+            return false;
+    return true;
+}
+
+DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
+{
+    DoctorReport report;
+    auto version = parse_release(facts.kernel_release);
+    if (!version)
+        add(report, "kernel", CheckStatus::warn, "cannot read the version in \"" + facts.kernel_release + "\"",
+            "make sure it is Linux 5.15 or newer");
+    else if (older(*version, kMinMajor, kMinMinor))
+        add(report, "kernel", CheckStatus::fail, facts.kernel_release + " is older than 5.15",
+            "use Linux 5.15 or newer");
+    else
+        add(report, "kernel", CheckStatus::ok, facts.kernel_release);
+
+    if (version)
+        for (const auto& bug : known_kernel_bugs())
+            if (older(*version, bug.fixed_major, bug.fixed_minor))
+                add(report, "kernel bug", bug.data_loss ? CheckStatus::fail : CheckStatus::warn,
+                    std::string("without \"") + bug.subject + "\" (mainline " + std::to_string(bug.fixed_major) +
+                        "." + std::to_string(bug.fixed_minor) + "): " + bug.effect,
+                    bug.data_loss ? "upgrade the kernel, or check that your distribution backported the fix"
+                                  : "");
+
+    add(report, "btf", facts.btf ? CheckStatus::ok : CheckStatus::fail,
+        facts.btf ? "/sys/kernel/btf/vmlinux present" : "/sys/kernel/btf/vmlinux is missing",
+        facts.btf ? "" : "use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+    for (const auto& [name, supported] : facts.program_types)
+        add(report, "program type " + name, supported ? CheckStatus::ok : CheckStatus::fail,
+            supported ? "supported" : "not supported by this kernel",
+            supported ? "" : "use a kernel with CONFIG_CGROUP_BPF=y and CONFIG_BPF_STREAM_PARSER=y");
+    for (const auto& [name, supported] : facts.map_types)
+        add(report, "map type " + name, supported ? CheckStatus::ok : CheckStatus::fail,
+            supported ? "supported" : "not supported by this kernel",
+            supported ? "" : "use a kernel with CONFIG_BPF_STREAM_PARSER=y, 5.15 or newer");
+    for (const auto& [name, supported] : facts.helpers)
+        add(report, "helper " + name, supported ? CheckStatus::ok : CheckStatus::fail,
+            supported ? "available" : "not available to this program type", supported ? "" : "use Linux 5.15 or newer");
+    return report;
+}
+
+DoctorReport evaluate(const EnvironmentFacts& facts)
+{
+    DoctorReport report = evaluate_kernel(facts);
+
+    add(report, "cgroup v2", facts.cgroup2_mount.empty() ? CheckStatus::fail : CheckStatus::ok,
+        facts.cgroup2_mount.empty() ? "no cgroup v2 mount" : "mounted at " + facts.cgroup2_mount,
+        facts.cgroup2_mount.empty() ? "boot with systemd.unified_cgroup_hierarchy=1 or mount cgroup2" : "");
+    add(report, "target cgroup", facts.cgroup_error.empty() ? CheckStatus::ok : CheckStatus::fail,
+        facts.cgroup_error.empty() ? facts.cgroup : facts.cgroup_error,
+        facts.cgroup_error.empty() ? "" : "pass --cgroup with a cgroup v2 directory");
+    add(report, "bpffs", facts.bpffs_error.empty() ? CheckStatus::ok : CheckStatus::fail,
+        facts.bpffs_error.empty() ? "pin path " + facts.pin_path + " is usable" : facts.bpffs_error,
+        facts.bpffs_error.empty() ? "" : "mount bpffs at /sys/fs/bpf or pass another --pin-path");
+    add(report, "privileges", facts.privileges_error.empty() ? CheckStatus::ok : CheckStatus::fail,
+        facts.privileges_error.empty() ? "sufficient" : facts.privileges_error,
+        facts.privileges_error.empty() ? "" : "run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON");
+
+    // Conflicts do not stop sockmapd from working, but change what it accelerates: warnings, not failures.
+    if (!facts.foreign_sock_ops.empty())
+        add(report, "conflict", CheckStatus::warn,
+            "other sock_ops programs run in " + facts.cgroup + ": " + join(facts.foreign_sock_ops),
+            "if one puts sockets into its own sockmap, sockmapd cannot insert them (insert_failed_refused); "
+            "scope sockmapd to a cgroup the other agent does not manage");
+    if (!facts.cilium_programs.empty())
+        add(report, "conflict", CheckStatus::warn, "Cilium socket-LB programs run in " + facts.cgroup + ": " +
+                                                       join(facts.cilium_programs),
+            "do not run Cilium's sockops acceleration together with sockmapd; socket-LB alone is compatible");
+    if (!facts.foreign_sk_msg.empty())
+        add(report, "conflict", CheckStatus::fail,
+            "sk_msg programs not from sockmapd are attached to " + facts.pin_path +
+                "/smd_sockhash: " + join(facts.foreign_sk_msg),
+            "detach them (bpftool prog detach ... msg_verdict pinned " + facts.pin_path + "/smd_sockhash)");
+    if (facts.foreign_sock_ops.empty() && facts.cilium_programs.empty() && facts.foreign_sk_msg.empty())
+        add(report, "conflicts", CheckStatus::ok, "no other sock_ops, Cilium socket-LB or sk_msg programs");
+    return report;
+}
+
+void probe_kernel(EnvironmentFacts& facts)
+{
+    struct utsname uts {};
+    if (::uname(&uts) == 0)
+        facts.kernel_release = uts.release;
+    struct stat st {};
+    facts.btf = ::stat("/sys/kernel/btf/vmlinux", &st) == 0;
+
+    struct ProgProbe { enum bpf_prog_type type; const char* name; };
+    for (auto [type, name] : {ProgProbe{BPF_PROG_TYPE_SOCK_OPS, "sock_ops"}, ProgProbe{BPF_PROG_TYPE_SK_MSG, "sk_msg"}})
+        facts.program_types.emplace_back(name, libbpf_probe_bpf_prog_type(type, nullptr) == 1);
+    struct MapProbe { enum bpf_map_type type; const char* name; };
+    for (auto [type, name] : {MapProbe{BPF_MAP_TYPE_SOCKHASH, "sockhash"}, MapProbe{BPF_MAP_TYPE_SK_STORAGE, "sk_storage"},
+                              MapProbe{BPF_MAP_TYPE_HASH, "hash"}, MapProbe{BPF_MAP_TYPE_LRU_HASH, "lru_hash"},
+                              MapProbe{BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"},
+                              MapProbe{BPF_MAP_TYPE_ARRAY, "array"}})
+        facts.map_types.emplace_back(name, libbpf_probe_bpf_map_type(type, nullptr) == 1);
+    // Every helper bpf/*.bpf.c calls, per program type.
+    struct HelperProbe { enum bpf_prog_type type; enum bpf_func_id helper; const char* name; };
+    for (auto [type, helper, name] : {
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_delete, "bpf_sk_storage_delete (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash (sk_msg)"},
+             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sk_msg)"},
+         })
+        facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
+}
+
+EnvironmentFacts probe_environment(const std::string& cgroup, const std::string& pin_path)
+{
+    EnvironmentFacts facts;
+    probe_kernel(facts);
+    try {
+        facts.cgroup2_mount = detect_cgroup2_root();
+    } catch (const std::exception&) {
+    }
+    facts.cgroup = cgroup.empty() ? facts.cgroup2_mount : cgroup;
+    try {
+        validate_cgroup_dir(facts.cgroup);
+    } catch (const std::exception& e) {
+        facts.cgroup_error = e.what();
+    }
+    facts.pin_path = pin_path;
+    try {
+        plan_pin_path(pin_path);
+    } catch (const std::exception& e) {
+        facts.bpffs_error = e.what();
+    }
+    auto privileges = check_privileges();
+    if (!privileges.empty())
+        facts.privileges_error = privileges.front().what;
+    if (facts.cgroup_error.empty())
+        probe_conflicts(facts);
+    return facts;
+}
+
+std::string format_doctor_text(const DoctorReport& report)
+{
+    std::ostringstream out;
+    for (const auto& check : report.checks) {
+        char status[8];
+        std::snprintf(status, sizeof(status), "%-4s", status_word(check.status));
+        out << status << "  " << check.name << ": " << check.detail << "\n";
+        if (!check.remedy.empty() && check.status != CheckStatus::ok)
+            out << "      -> " << check.remedy << "\n";
+    }
+    out << "verdict: " << (report.usable() ? "usable" : "NOT usable") << "\n";
+    return out.str();
+}
+
+std::string format_doctor_json(const DoctorReport& report)
+{
+    nlohmann::ordered_json out;
+    out["usable"] = report.usable();
+    auto& checks = out["checks"] = nlohmann::ordered_json::array();
+    for (const auto& check : report.checks)
+        checks.push_back({{"name", check.name},
+                          {"status", check.status == CheckStatus::ok     ? "ok"
+                                     : check.status == CheckStatus::warn ? "warn"
+                                                                         : "fail"},
+                          {"detail", check.detail},
+                          {"remedy", check.remedy}});
+    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+int run_doctor(const std::string& cgroup, const std::string& pin_path, bool json)
+{
+    auto report = evaluate(probe_environment(cgroup, pin_path));
+    std::cout << (json ? format_doctor_json(report) : format_doctor_text(report));
+    return report.usable() ? 0 : 1;
+}
+
+} // namespace sockmapd

@@ -1,0 +1,138 @@
+// sockmapd --check / sockmapctl doctor: the verdict and the report from made-up probe results.
+#include "sockmapd/doctor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace sockmapd {
+namespace {
+
+EnvironmentFacts healthy()
+{
+    EnvironmentFacts facts;
+    facts.kernel_release = "6.18.44-generic";
+    facts.btf = true;
+    facts.program_types = {{"sock_ops", true}, {"sk_msg", true}};
+    facts.map_types = {{"sockhash", true}, {"sk_storage", true}};
+    facts.helpers = {{"bpf_msg_redirect_hash (sk_msg)", true}};
+    facts.cgroup2_mount = "/sys/fs/cgroup";
+    facts.cgroup = "/sys/fs/cgroup/app";
+    facts.pin_path = "/sys/fs/bpf/sockmapd";
+    return facts;
+}
+
+const CheckResult* find_check(const DoctorReport& report, const std::string& name, CheckStatus status)
+{
+    for (const auto& check : report.checks)
+        if (check.name == name && check.status == status)
+            return &check;
+    return nullptr;
+}
+
+TEST(Doctor, HealthyNodeIsUsableWithNoWarnings)
+{
+    auto report = evaluate(healthy());
+    EXPECT_TRUE(report.usable());
+    for (const auto& check : report.checks)
+        EXPECT_EQ(check.status, CheckStatus::ok) << check.name << ": " << check.detail;
+    auto text = format_doctor_text(report);
+    EXPECT_NE(text.find("ok    kernel: 6.18.44-generic\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\nverdict: usable\n"), std::string::npos) << text;
+}
+
+TEST(Doctor, EachMissingFeatureFailsWithItsName)
+{
+    struct Case {
+        const char* what;
+        void (*spoil)(EnvironmentFacts&);
+        const char* check;
+    };
+    const Case cases[] = {
+        {"old kernel", [](EnvironmentFacts& f) { f.kernel_release = "5.10.0-28-amd64"; }, "kernel"},
+        {"no BTF", [](EnvironmentFacts& f) { f.btf = false; }, "btf"},
+        {"no sk_msg", [](EnvironmentFacts& f) { f.program_types[1].second = false; }, "program type sk_msg"},
+        {"no sockhash", [](EnvironmentFacts& f) { f.map_types[0].second = false; }, "map type sockhash"},
+        {"no helper", [](EnvironmentFacts& f) { f.helpers[0].second = false; }, "helper bpf_msg_redirect_hash (sk_msg)"},
+        {"no cgroup2", [](EnvironmentFacts& f) { f.cgroup2_mount.clear(); }, "cgroup v2"},
+        {"bad cgroup", [](EnvironmentFacts& f) { f.cgroup_error = "/x is not a directory"; }, "target cgroup"},
+        {"no bpffs", [](EnvironmentFacts& f) { f.bpffs_error = "/sys/fs/bpf is not bpffs"; }, "bpffs"},
+        {"no privileges", [](EnvironmentFacts& f) { f.privileges_error = "missing privileges"; }, "privileges"},
+        {"foreign sk_msg", [](EnvironmentFacts& f) { f.foreign_sk_msg = {"other (id 7)"}; }, "conflict"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        auto facts = healthy();
+        c.spoil(facts);
+        auto report = evaluate(facts);
+        EXPECT_FALSE(report.usable());
+        const CheckResult* failed = find_check(report, c.check, CheckStatus::fail);
+        ASSERT_NE(failed, nullptr);
+        EXPECT_FALSE(failed->remedy.empty()) << "a failure must say what to do";
+        auto text = format_doctor_text(report);
+        EXPECT_NE(text.find("FAIL  " + std::string(c.check) + ": "), std::string::npos) << text;
+        EXPECT_NE(text.find("      -> " + failed->remedy), std::string::npos) << text;
+        EXPECT_NE(text.find("\nverdict: NOT usable\n"), std::string::npos) << text;
+    }
+}
+
+// Another agent's sock_ops program or Cilium's socket-LB change what is accelerated, not whether it works.
+TEST(Doctor, ForeignSockOpsAndCiliumAreWarnedConflicts)
+{
+    auto facts = healthy();
+    facts.foreign_sock_ops = {"other_sockops (id 42)"};
+    facts.cilium_programs = {"cil_sock4_connect (id 43) on cgroup_inet4_connect"};
+    auto report = evaluate(facts);
+    EXPECT_TRUE(report.usable());
+    const CheckResult* conflict = find_check(report, "conflict", CheckStatus::warn);
+    ASSERT_NE(conflict, nullptr);
+    EXPECT_NE(conflict->detail.find("other_sockops (id 42)"), std::string::npos);
+    auto text = format_doctor_text(report);
+    EXPECT_NE(text.find("cil_sock4_connect (id 43)"), std::string::npos) << text;
+    EXPECT_EQ(text.find("ok    conflicts"), std::string::npos) << text;
+}
+
+// Known bugs apply below the release that fixed them; none listed today is on sockmapd's data path.
+TEST(Doctor, KnownBugsApplyBelowTheirFixingRelease)
+{
+    auto facts = healthy();
+    facts.kernel_release = "6.1.90";
+    auto report = evaluate(facts);
+    std::size_t applying = 0;
+    for (const auto& check : report.checks)
+        applying += check.name == "kernel bug";
+    std::size_t expected = 0;
+    for (const auto& bug : known_kernel_bugs()) {
+        EXPECT_NE(std::string(bug.subject).find("sockmap"), std::string::npos) << bug.subject;
+        expected += bug.fixed_major > 6 || (bug.fixed_major == 6 && bug.fixed_minor > 1);
+    }
+    EXPECT_EQ(applying, expected);
+    EXPECT_EQ(report.usable(), true);
+    EXPECT_EQ(find_check(evaluate(healthy()), "kernel bug", CheckStatus::warn), nullptr) << "6.18 has every fix";
+}
+
+TEST(Doctor, JsonCarriesVerdictAndEveryCheck)
+{
+    auto facts = healthy();
+    facts.btf = false;
+    auto report = evaluate(facts);
+    auto out = nlohmann::json::parse(format_doctor_json(report));
+    EXPECT_EQ(out["usable"], false);
+    ASSERT_EQ(out["checks"].size(), report.checks.size());
+    bool btf_failed = false;
+    for (const auto& check : out["checks"])
+        btf_failed |= check["name"] == "btf" && check["status"] == "fail" && !check["remedy"].get<std::string>().empty();
+    EXPECT_TRUE(btf_failed) << out.dump(2);
+}
+
+TEST(Doctor, UnreadableKernelVersionIsAWarningNotAFailure)
+{
+    auto facts = healthy();
+    facts.kernel_release = "weird";
+    auto report = evaluate(facts);
+    EXPECT_TRUE(report.usable());
+    EXPECT_NE(find_check(report, "kernel", CheckStatus::warn), nullptr);
+}
+
+} // namespace
+} // namespace sockmapd
