@@ -560,17 +560,25 @@ TEST_F(Stress, MeshTrafficWithRandomResetsHalfClosesAndDaemonRestartsLosesNothin
                       << "\" is not one of restarts, steady, off; unset it for the default (restarts)";
         return;
     }
+    // haproxy (the test) or origdst (smd_origdst_proxy, a blocking relay): to tell a sidecar's part in a failure.
+    const char* sidecar_env = std::getenv("SOCKMAPD_STRESS_SIDECAR");
+    std::string sidecar = sidecar_env && *sidecar_env ? sidecar_env : "haproxy";
+    if (sidecar != "haproxy" && sidecar != "origdst") {
+        ADD_FAILURE() << "SOCKMAPD_STRESS_SIDECAR=\"" << sidecar
+                      << "\" is not one of haproxy, origdst; unset it for the default (haproxy)";
+        return;
+    }
     if (!seed || !seconds)
         return;
-    std::printf("[ STRESS ] seed %llu, %llu s of traffic, %d connections at a time, daemon: %s (replay: "
-                "SOCKMAPD_STRESS_SEED=%llu)\n",
+    std::printf("[ STRESS ] seed %llu, %llu s of traffic, %d connections at a time, daemon: %s, sidecar: %s "
+                "(replay: SOCKMAPD_STRESS_SEED=%llu)\n",
                 static_cast<unsigned long long>(*seed), static_cast<unsigned long long>(*seconds), kConcurrent,
-                daemon_mode.c_str(), static_cast<unsigned long long>(*seed));
+                daemon_mode.c_str(), sidecar.c_str(), static_cast<unsigned long long>(*seed));
     record("stress_seed", std::to_string(*seed));
 
     // haproxy (epoll, non-blocking) carries many concurrent IPv4 connections without the blocking relay's
     // EAGAIN workaround of smd_origdst_proxy.
-    auto& pods = pods_.emplace(Sidecar::Haproxy);
+    auto& pods = pods_.emplace(sidecar == "haproxy" ? Sidecar::Haproxy : Sidecar::OrigDstProxy);
     ASSERT_FALSE(HasFailure()) << "mesh set-up failed";
     Fd listener = pods.b().listen("0.0.0.0", kAppPort);
     auto& acceptor = acceptor_.emplace(listener.get());
