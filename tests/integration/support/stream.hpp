@@ -15,6 +15,8 @@ public:
     explicit PatternStream(std::uint64_t seed) : seed_(seed) {}
     void fill(std::uint8_t* out, std::size_t n);
     std::uint64_t offset() const { return offset_; }
+    // The next fill() starts at byte `offset` of the stream (bytes depend only on their position).
+    void seek(std::uint64_t offset) { offset_ = offset; }
 
 private:
     std::uint64_t seed_;
