@@ -9,6 +9,7 @@
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cli.hpp"
 #include "sockmapd/pinned.hpp"
+#include "sockmapd/policy_check.hpp"
 #include "sockmapd/version.h"
 
 int main(int argc, char** argv)
@@ -25,10 +26,20 @@ int main(int argc, char** argv)
     auto* connections = app.add_subcommand("connections", "the connections in smd_pairs: paired or waiting for their peer");
     connections->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
     connections->add_flag("--json", json, "machine-readable output");
+    std::string policy_file;
+    auto* policy = app.add_subcommand("policy", "acceleration policy files (docs/policy.md)");
+    policy->require_subcommand(1);
+    auto* policy_check = policy->add_subcommand("check", "validate a policy file without touching the kernel");
+    policy_check->add_option("FILE", policy_file, "the policy file, e.g. /etc/sockmapd/policy.yaml")->required();
+    policy_check->add_flag("--json", json, "machine-readable output");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapctl"))
         return *exit_code;
 
     try {
+        if (policy_check->parsed()) {
+            std::cout << sockmapd::check_policy_file(policy_file, json);
+            return 0;
+        }
         sockmapd::PinnedDatapath datapath(pin_path);
         if (connections->parsed()) {
             struct timespec now {};
