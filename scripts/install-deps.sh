@@ -10,11 +10,11 @@ build_packages=(
   libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev libcpp-httplib-dev
   libyaml-cpp-dev libssl-dev
 )
-# Tests and benchmarks.
+# Tests and benchmarks; libclang-rt-dev holds libFuzzer for the policy parser's fuzz target (tests/fuzz).
 # systemd brings systemd-analyze for checking the unit file; installing it does not make it PID 1 (that is
 # systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
 test_packages=(
-  libgtest-dev
+  libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
 )
 packages=("${build_packages[@]}")
