@@ -42,7 +42,7 @@ trap cleanup EXIT
 
 echo "== debootstrap bookworm with systemd"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,curl,libbpf1,libelf1,zlib1g,libspdlog1.10,libfmt9,libsystemd0,libcpp-httplib0.11 \
+  --include=systemd,systemd-sysv,dbus,curl,libbpf1,libelf1,zlib1g,libspdlog1.10,libfmt9,libsystemd0,libcpp-httplib0.11,libyaml-cpp0.7,libssl3 \
   bookworm "$root" "$mirror" > "$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log"; exit 1; }
 
 echo "== cmake --install --prefix /usr into it"

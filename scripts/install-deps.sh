@@ -8,11 +8,13 @@ build_packages=(
   build-essential cmake pkg-config git
   clang llvm bpftool libbpf-dev linux-libc-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev libcpp-httplib-dev
+  libyaml-cpp-dev libssl-dev
 )
-# Tests and benchmarks. systemd brings systemd-analyze for checking the unit file; installing it does not make
-# it PID 1 (that is systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
+# Tests and benchmarks; libclang-rt-dev holds libFuzzer for the policy parser's fuzz target (tests/fuzz).
+# systemd brings systemd-analyze for checking the unit file; installing it does not make it PID 1 (that is
+# systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
 test_packages=(
-  libgtest-dev libssl-dev libyaml-cpp-dev
+  libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
 )
 packages=("${build_packages[@]}")

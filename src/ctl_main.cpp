@@ -11,6 +11,7 @@
 #include "sockmapd/connections.hpp"
 #include "sockmapd/doctor.hpp"
 #include "sockmapd/pinned.hpp"
+#include "sockmapd/policy_check.hpp"
 #include "sockmapd/uninstall.hpp"
 #include "sockmapd/version.h"
 
@@ -42,6 +43,12 @@ int main(int argc, char** argv)
         ->check(CLI::Range(0.0, 86400.0))
         ->capture_default_str();
     uninstall->add_flag("--force", force, "after the timeout, drop unread redirected data instead of refusing");
+    std::string policy_file;
+    auto* policy = app.add_subcommand("policy", "acceleration policy files (docs/policy.md)");
+    policy->require_subcommand(1);
+    auto* policy_check = policy->add_subcommand("check", "validate a policy file without touching the kernel");
+    policy_check->add_option("FILE", policy_file, "the policy file, e.g. /etc/sockmapd/policy.yaml")->required();
+    policy_check->add_flag("--json", json, "machine-readable output");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapctl"))
         return *exit_code;
 
@@ -53,6 +60,10 @@ int main(int argc, char** argv)
                                         .timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000)),
                                         .force = force},
                                        std::cout, std::cerr);
+        if (policy_check->parsed()) {
+            std::cout << sockmapd::check_policy_file(policy_file, json);
+            return 0;
+        }
         sockmapd::PinnedDatapath datapath(pin_path);
         if (connections->parsed()) {
             struct timespec now {};

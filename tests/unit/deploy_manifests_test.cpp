@@ -638,7 +638,8 @@ TEST_F(Install, LaysOutBinariesUnitSettingsAndDocs)
          {"/usr/sbin/sockmapd", "/usr/sbin/sockmapctl", "/usr/lib/systemd/system/sockmapd.service",
           "/etc/sockmapd/sockmapd.env", "/usr/share/doc/sockmapd/install.md", "/usr/share/doc/sockmapd/README.md",
           "/usr/share/doc/sockmapd/examples/sockmapd.env", "/usr/share/doc/sockmapd/examples/kubernetes/daemonset.yaml",
-          "/usr/share/doc/sockmapd/examples/Dockerfile"})
+          "/usr/share/doc/sockmapd/examples/Dockerfile", "/usr/share/doc/sockmapd/policy.md",
+          "/usr/share/doc/sockmapd/examples/policies/istio.yaml"})
         EXPECT_TRUE(files.count(expected)) << expected << " not installed; installed:\n" << join(std::vector<std::string>(files.begin(), files.end()));
 
     // With the /usr prefix the unit's paths are the ones in deploy/systemd, unchanged.
