@@ -26,8 +26,9 @@ function(bpf_object NAME)
       COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
       COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH}
               -Wall -Werror -I${PROJECT_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR}
-              -I/usr/include/${BPF_MULTIARCH} -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
+              -I/usr/include/${BPF_MULTIARCH} -MD -MF ${obj}.d -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
       DEPENDS ${src} ${ARG_DEPENDS}
+      DEPFILE ${obj}.d
       COMMENT "BPF ${src}"
       VERBATIM)
     list(APPEND objects ${obj})
