@@ -357,6 +357,9 @@ private:
         if (bad != name.end())
             fail(entry.value.Mark(), "name " + shown(name) + " contains " + shown(std::string(1, *bad)) +
                                          "; expected " + kNameExpectation);
+        if (name == "default")
+            fail(entry.value.Mark(), "rule name 'default' is reserved for the default action in metrics and "
+                                     "`policy show`; choose another name");
         auto [it, inserted] = name_lines_.emplace(name, entry.value.Mark().line + 1);
         if (!inserted)
             fail(entry.value.Mark(), "rule name " + shown(name) + " is already used by the rule on line " +

@@ -331,6 +331,13 @@ TEST(PolicyErrors, DuplicateNamePointsAtTheSecondAndNamesTheFirst)
                  6, 11, {"rule name 'mesh' is already used by the rule on line 2", "must be unique"});
 }
 
+// "default" labels the default action's decisions in metrics and `policy show`: a rule may not take it.
+TEST(PolicyErrors, RuleNamedDefaultIsRefused)
+{
+    expect_error("rules:\n  - name: default\n    action: bypass\n", 2, 11,
+                 {"rule name 'default' is reserved", "choose another name"});
+}
+
 TEST(PolicyErrors, MoreThan64Rules)
 {
     std::string text = "rules:\n";
