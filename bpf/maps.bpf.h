@@ -54,7 +54,6 @@ struct {
 	__type(value, struct smd_info);
 } smd_info SEC(".maps") __weak;
 
-
 /* Uninstall's drain switch (SMD_CONTROL_DRAIN); written by user space only, zeroed by every daemon start. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -62,5 +61,66 @@ struct {
 	__type(key, __u32);
 	__type(value, struct smd_control);
 } smd_control SEC(".maps") __weak;
+
+/* The acceleration policy (shared.h, docs/policy.md). Written by user space, read at connection set-up only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct smd_policy_ctl);
+} smd_pol_ctl SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SMD_POLICY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct smd_policy_slot);
+} smd_pol_slots SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SMD_POLICY_SLOTS << 16);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space compares and writes the 2 x 64K masks in memory */
+	__type(key, __u32);
+	__type(value, __u64);
+} smd_pol_ports SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SMD_POLICY_SLOTS * SMD_POLICY_MAX_SELECTORS);
+	__type(key, struct smd_policy_uid_key);
+	__type(value, __u64);
+} smd_pol_uids SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SMD_POLICY_SLOTS * SMD_POLICY_MAX_SELECTORS);
+	__type(key, struct smd_policy_cgroup_key);
+	__type(value, __u64);
+} smd_pol_cgroups SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SMD_POLICY_SLOTS * SMD_POLICY_MAX_SELECTORS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct smd_policy_cidr_key);
+	__type(value, __u64);
+} smd_pol_cidrs SEC(".maps") __weak;
+
+/* For sockmapctl and metrics: rule names and a summary of their selectors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SMD_POLICY_SLOTS * SMD_POLICY_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct smd_policy_rule);
+} smd_pol_rules SEC(".maps") __weak;
+
+/* Decisions per rule, indexed by slot * SMD_POLICY_HITS_PER_SLOT + rule (SMD_POLICY_DEFAULT_RULE: none matched). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SMD_POLICY_SLOTS * SMD_POLICY_HITS_PER_SLOT);
+	__type(key, __u32);
+	__type(value, __u64);
+} smd_pol_hits SEC(".maps") __weak;
 
 #endif

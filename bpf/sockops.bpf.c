@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* sock_ops: finds TCP connections whose two ends are local sockets in scope and puts both into the sockhash. */
 #include "smd.bpf.h"
+#include "policy.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -117,12 +118,24 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	struct smd_hint_key hint;
 	struct smd_sock_key key = {};
 	struct smd_pair_state state = {}, *existing;
-	__u32 ctx_flags = 0;
+	struct smd_policy_slot *policy;
+	__u32 ctx_flags = 0, slot;
 	long err;
 
 	hint_key_for_active(skops, &hint);
 	if (!bpf_map_lookup_elem(&smd_hints, &hint)) {
 		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+
+	slot = smd_policy_active_slot();
+	policy = smd_policy_slot(slot);
+	if (!policy)
+		return;
+	if (!smd_policy_may_accelerate(policy) && !policy->rules) {
+		/* Nothing can be accelerated: do not even enter the sockhash. */
+		smd_policy_count_hit(slot, SMD_POLICY_DEFAULT_RULE);
+		smd_count(SMD_CTR_POLICY_BYPASSED, 1);
 		return;
 	}
 
@@ -134,6 +147,8 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 
 	state.cookie[SMD_ROLE_ACTIVE] = bpf_get_socket_cookie(skops);
 	state.created_ns = bpf_ktime_get_ns();
+	state.policy_slot = slot;
+	smd_policy_match_end(skops, slot, policy, &state.active_match);
 	err = bpf_map_update_elem(&smd_pairs, &key.pair, &state, BPF_NOEXIST);
 	if (err == -EEXIST) {
 		/* Another live connection has this key: neither may ever be paired under it. */
@@ -162,6 +177,32 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 		__sync_fetch_and_or(&existing->flags, SMD_PAIR_ACTIVE_IN);
 }
 
+/*
+ * Both ends are known now: ask the policy. A bypassed connection's active end leaves the sockhash again; nothing
+ * was redirected into it yet (its peer was never inserted), so no data can be lost by removing it.
+ */
+static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct smd_pair_state *state,
+					    const struct smd_sock_key *passive)
+{
+	struct smd_policy_match active_match = state->active_match, passive_match;
+	__u32 slot = state->policy_slot & (SMD_POLICY_SLOTS - 1);
+	struct smd_policy_slot *policy = smd_policy_slot(slot);
+	struct smd_sock_key active;
+
+	if (!policy)
+		return false;
+	smd_policy_match_end(skops, slot, policy, &passive_match);
+	if (smd_policy_decide(slot, policy, &active_match, &passive_match) == SMD_ACTION_ACCELERATE)
+		return false;
+
+	active = *passive;
+	active.role = SMD_ROLE_ACTIVE;
+	bpf_map_delete_elem(&smd_sockhash, &active);
+	bpf_map_delete_elem(&smd_pairs, &passive->pair);
+	smd_count(SMD_CTR_POLICY_BYPASSED, 1);
+	return true;
+}
+
 /* accept() side established: join the sockhash if the active end of this connection is in it. */
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 {
@@ -187,6 +228,8 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	flags = state->flags;
 	if ((flags & (SMD_PAIR_POISONED | SMD_PAIR_ACTIVE_CLOSED | SMD_PAIR_PASSIVE_IN)) ||
 	    !(flags & SMD_PAIR_ACTIVE_IN))
+		return;
+	if (policy_bypasses(skops, state, &key))
 		return;
 	if (skops->bytes_received)
 		smd_count(SMD_CTR_EARLY_DATA, 1);

@@ -17,7 +17,7 @@ constexpr std::string_view kNames[] = {
     "syn_hints",          "skipped_not_local",   "sockets_inserted",     "pairs_made",
     "redirected_messages", "redirected_bytes",   "fallback_no_peer",     "fallback_pinned",
     "fallback_no_context", "fallback_bytes",     "early_data",           "insert_failed_full",
-    "insert_failed_refused", "key_collisions",   "pairs_closed",
+    "insert_failed_refused", "key_collisions",   "pairs_closed",         "policy_bypassed",
 };
 static_assert(std::size(kNames) == SMD_CTR_MAX, "every smd_counter needs a name");
 

@@ -11,6 +11,7 @@
 #include "sockmapd/connections.hpp"
 #include "sockmapd/doctor.hpp"
 #include "sockmapd/pinned.hpp"
+#include "sockmapd/pinned_policy.hpp"
 #include "sockmapd/policy_check.hpp"
 #include "sockmapd/uninstall.hpp"
 #include "sockmapd/version.h"
@@ -49,6 +50,9 @@ int main(int argc, char** argv)
     auto* policy_check = policy->add_subcommand("check", "validate a policy file without touching the kernel");
     policy_check->add_option("FILE", policy_file, "the policy file, e.g. /etc/sockmapd/policy.yaml")->required();
     policy_check->add_flag("--json", json, "machine-readable output");
+    auto* policy_show = policy->add_subcommand("show", "the policy in force, with the decisions of each rule");
+    policy_show->add_option("--pin-path", pin_path, "bpffs directory of the pinned maps")->capture_default_str();
+    policy_show->add_flag("--json", json, "machine-readable output");
     if (auto exit_code = sockmapd::parse_command_line(app, argc, argv, "sockmapctl"))
         return *exit_code;
 
@@ -62,6 +66,11 @@ int main(int argc, char** argv)
                                        std::cout, std::cerr);
         if (policy_check->parsed()) {
             std::cout << sockmapd::check_policy_file(policy_file, json);
+            return 0;
+        }
+        if (policy_show->parsed()) {
+            auto report = sockmapd::PinnedPolicy(pin_path).read();
+            std::cout << (json ? sockmapd::format_policy_json(report) : sockmapd::format_policy_text(report));
             return 0;
         }
         sockmapd::PinnedDatapath datapath(pin_path);

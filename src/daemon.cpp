@@ -1,9 +1,14 @@
 // Daemon life cycle: validate everything, then load, attach, announce, and wait for a signal.
 #include "sockmapd/daemon.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 
 #include <cerrno>
 #include <cstring>
@@ -19,6 +24,7 @@
 #include "sockmapd/instance_lock.hpp"
 #include "sockmapd/metrics.hpp"
 #include "sockmapd/notify.hpp"
+#include "sockmapd/policy_control.hpp"
 #include "sockmapd/preflight.hpp"
 #include "sockmapd/version.h"
 
@@ -43,36 +49,75 @@ struct smd_info make_info(const std::string& cgroup)
     return info;
 }
 
-constexpr int kHousekeepingSeconds = 60;
+constexpr auto kHousekeepingPeriod = std::chrono::seconds(60);
+// Pairs inherited from the previous daemon are checked this often until they are gone (remember_inherited_pairs).
+constexpr auto kInheritedPairsPeriod = std::chrono::seconds(2);
+// A burst of directory events (an editor's temp file and rename, a ConfigMap's ..data swap) settles first.
+constexpr auto kPolicySettle = std::chrono::milliseconds(200);
 
-// SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and taken here synchronously;
-// between signals the daemon does its periodic housekeeping.
-void wait_for_stop(Datapath& datapath, MetricsSource& metrics)
+// SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and read here from a signalfd, next to the
+// policy directory's inotify fd; between events the daemon does its periodic housekeeping.
+void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl& policy)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    const struct timespec period {kHousekeepingSeconds, 0};
+    Fd signals(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signals)
+        throw_errno(errno, "signalfd");
+    std::optional<PolicyFileWatch> watch;
+    if (!policy.path().empty())
+        watch.emplace(policy.path());
+    auto on_reload_error = [&] { metrics.count_policy_reload_error(); };
+
+    using Clock = std::chrono::steady_clock;
+    auto next_housekeeping = Clock::now() + kHousekeepingPeriod;
+    std::optional<Clock::time_point> policy_changed_at;
+    bool watching_inherited = true;
+    auto next_inherited_check = Clock::now() + kInheritedPairsPeriod;
     for (;;) {
-        int sig = sigtimedwait(&set, nullptr, &period);
-        if (sig < 0) {
-            if (errno == EAGAIN) {
-                datapath.collect_stale_pairs();
-                metrics.check_capacity();
+        auto deadline = next_housekeeping;
+        if (watching_inherited)
+            deadline = std::min(deadline, next_inherited_check);
+        if (policy_changed_at)
+            deadline = std::min(deadline, *policy_changed_at + kPolicySettle);
+        auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        struct pollfd fds[2] = {{.fd = signals.get(), .events = POLLIN, .revents = 0},
+                                {.fd = watch ? watch->fd() : -1, .events = POLLIN, .revents = 0}};
+        int ready = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(wait.count(), 0)));
+        if (ready < 0 && errno != EINTR)
+            throw_errno(errno, "poll");
+
+        if (fds[1].revents && watch->drain())
+            policy_changed_at = Clock::now();
+        if (policy_changed_at && Clock::now() >= *policy_changed_at + kPolicySettle) {
+            policy_changed_at.reset();
+            policy.reload(datapath.policy_maps(), false, on_reload_error);
+        }
+        if (watching_inherited && Clock::now() >= next_inherited_check) {
+            watching_inherited = datapath.collect_inherited_pairs() > 0;
+            next_inherited_check = Clock::now() + kInheritedPairsPeriod;
+        }
+        if (Clock::now() >= next_housekeeping) {
+            datapath.collect_stale_pairs();
+            metrics.check_capacity();
+            next_housekeeping = Clock::now() + kHousekeepingPeriod;
+        }
+
+        struct signalfd_siginfo info {};
+        while (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
+            if (info.ssi_signo == SIGHUP) {
+                if (policy.path().empty())
+                    spdlog::info("SIGHUP: no --policy file to reload");
+                else
+                    policy.reload(datapath.policy_maps(), true, on_reload_error);
                 continue;
             }
-            if (errno == EINTR)
-                continue;
-            throw_errno(errno, "wait for signals");
+            spdlog::info("{}: stopping", info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            return;
         }
-        if (sig == SIGHUP) {
-            spdlog::info("SIGHUP: nothing to reload yet");
-            continue;
-        }
-        spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        return;
     }
 }
 
@@ -108,6 +153,7 @@ void run_daemon(const DaemonConfig& config)
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
     throw_first(check_kernel_features());
+    PolicyControl policy(config.policy_path, detect_cgroup2_root());
     // A second daemon on existing pins is told so before its metrics port could collide with the first's.
     std::optional<InstanceLock> lock;
     if (std::filesystem::is_directory(config.pin_path))
@@ -124,8 +170,10 @@ void run_daemon(const DaemonConfig& config)
         lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
     datapath.collect_stale_pairs();
+    datapath.remember_inherited_pairs();
     datapath.resume_redirects();
     datapath.attach_sk_msg();
+    policy.install(datapath.policy_maps()); // in force before the first connection is decided
     Fd cgroup_fd = open_cgroup_dir(cgroup);
     datapath.attach_sockops(cgroup_fd.get(), cgroup);
     struct smd_info info = make_info(cgroup);
@@ -139,7 +187,7 @@ void run_daemon(const DaemonConfig& config)
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
     notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 
-    wait_for_stop(datapath, metrics);
+    run_until_stopped(datapath, metrics, policy);
     notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
     metrics.datapath_down();

@@ -83,6 +83,7 @@ struct Datapath::Impl {
     bool sk_msg_attached = false;
     bool committed = false;
     Link sockops_link;
+    std::vector<struct smd_pair_key> inherited; // see remember_inherited_pairs
 
     ~Impl()
     {
@@ -157,28 +158,67 @@ void Datapath::attach_sockops(int cgroup_fd, const std::string& cgroup_path)
     spdlog::info("attached sock_ops program smd_sockops to cgroup {}", cgroup_path);
 }
 
+namespace {
+
+bool pair_is_stale(int sockhash, const struct smd_pair_key& pair)
+{
+    std::uint64_t cookie = 0;
+    struct smd_sock_key active {.pair = pair, .role = SMD_ROLE_ACTIVE, .pad = 0};
+    struct smd_sock_key passive {.pair = pair, .role = SMD_ROLE_PASSIVE, .pad = 0};
+    return bpf_map_lookup_elem(sockhash, &active, &cookie) != 0 && bpf_map_lookup_elem(sockhash, &passive, &cookie) != 0;
+}
+
+std::vector<struct smd_pair_key> all_pairs(int pairs)
+{
+    std::vector<struct smd_pair_key> keys;
+    struct smd_pair_key key {}, next {};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(pairs, prev, &next) == 0) {
+        keys.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    return keys;
+}
+
+} // namespace
+
 std::size_t Datapath::collect_stale_pairs()
 {
     int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);
     int sockhash = bpf_map__fd(impl_->skel->maps.smd_sockhash);
-    std::vector<struct smd_pair_key> stale;
-    struct smd_pair_key key {}, next {};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(pairs, prev, &next) == 0) {
-        std::uint64_t cookie = 0;
-        struct smd_sock_key active {.pair = next, .role = SMD_ROLE_ACTIVE, .pad = 0};
-        struct smd_sock_key passive {.pair = next, .role = SMD_ROLE_PASSIVE, .pad = 0};
-        if (bpf_map_lookup_elem(sockhash, &active, &cookie) != 0 && bpf_map_lookup_elem(sockhash, &passive, &cookie) != 0)
-            stale.push_back(next);
-        key = next;
-        prev = &key;
-    }
     std::size_t removed = 0;
-    for (const auto& k : stale)
-        removed += bpf_map_delete_elem(pairs, &k) == 0;
+    for (const auto& k : all_pairs(pairs))
+        if (pair_is_stale(sockhash, k))
+            removed += bpf_map_delete_elem(pairs, &k) == 0;
     if (removed)
         spdlog::info("removed {} pair entries whose sockets closed while no daemon ran", removed);
     return removed;
+}
+
+void Datapath::remember_inherited_pairs()
+{
+    impl_->inherited = all_pairs(bpf_map__fd(impl_->skel->maps.smd_pairs));
+}
+
+std::size_t Datapath::collect_inherited_pairs()
+{
+    int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);
+    int sockhash = bpf_map__fd(impl_->skel->maps.smd_sockhash);
+    auto& watched = impl_->inherited;
+    std::size_t removed = 0;
+    std::erase_if(watched, [&](const struct smd_pair_key& k) {
+        struct smd_pair_state state {};
+        if (bpf_map_lookup_elem(pairs, &k, &state) != 0)
+            return true; // its sockets' close was seen by sock_ops, which removed it
+        if (!pair_is_stale(sockhash, k))
+            return false;
+        removed += bpf_map_delete_elem(pairs, &k) == 0;
+        return true;
+    });
+    if (removed)
+        spdlog::debug("removed {} pair entries of connections that closed across the restart", removed);
+    return watched.size();
 }
 
 void Datapath::resume_redirects()
@@ -204,6 +244,19 @@ void Datapath::commit_pins()
 int Datapath::counters_fd() const
 {
     return bpf_map__fd(impl_->skel->maps.smd_counters);
+}
+
+PolicyMapFds Datapath::policy_maps() const
+{
+    const auto& maps = impl_->skel->maps;
+    return {.ctl = bpf_map__fd(maps.smd_pol_ctl),
+            .slots = bpf_map__fd(maps.smd_pol_slots),
+            .ports = bpf_map__fd(maps.smd_pol_ports),
+            .uids = bpf_map__fd(maps.smd_pol_uids),
+            .cgroups = bpf_map__fd(maps.smd_pol_cgroups),
+            .cidrs = bpf_map__fd(maps.smd_pol_cidrs),
+            .rules = bpf_map__fd(maps.smd_pol_rules),
+            .hits = bpf_map__fd(maps.smd_pol_hits)};
 }
 
 } // namespace sockmapd

@@ -59,6 +59,9 @@ int main(int argc, char** argv)
     app.add_option("--max-sockets", config.max_sockets, "capacity of the sockhash (sockets accelerated at once)")
         ->check(CLI::Range(2u, 1u << 24))
         ->capture_default_str();
+    app.add_option("--policy", config.policy_path,
+                   "YAML file saying which connections to accelerate (docs/policy.md); reloaded on SIGHUP and "
+                   "when it changes; default: accelerate every local pair");
     bool check = false, check_json = false;
     app.add_flag("--check", check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
     app.add_flag("--json", check_json, "with --check: machine-readable report");

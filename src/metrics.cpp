@@ -39,6 +39,7 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_insert_failures_total", "refused"},       // SMD_CTR_INSERT_FAIL_REFUSED
     {"sockmapd_insert_failures_total", "key_collision"}, // SMD_CTR_KEY_COLLISION
     {"sockmapd_pairs_closed_total", nullptr},            // SMD_CTR_PAIRS_CLOSED
+    {"sockmapd_policy_bypassed_total", nullptr},         // SMD_CTR_POLICY_BYPASSED
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -60,6 +61,7 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_syn_hints_total", "SYNs seen by listeners in scope (hints recorded)."},
     {"sockmapd_skipped_not_local_total", "Established sockets not inserted: their peer is not a local socket in scope."},
     {"sockmapd_early_data_total", "Connections that sent data before insertion (TCP Fast Open)."},
+    {"sockmapd_policy_bypassed_total", "Local connections the policy kept on TCP (both ends local, rule said bypass)."},
 };
 
 std::string format_value(std::uint64_t value)
@@ -193,6 +195,24 @@ std::string render_metrics(const MetricsSnapshot& s)
         }
     }
 
+    const auto& policy = s.policy;
+    out.family("sockmapd_policy_decisions_total", "counter",
+               "Connections between two local sockets decided by each rule of the policy in force (rule=\"default\": "
+               "no rule matched). Starts from 0 when a policy is loaded.");
+    for (const auto& rule : policy.rules)
+        out.sample("sockmapd_policy_decisions_total", {{"rule", rule.name}, {"action", rule.action}}, rule.decisions);
+    out.sample("sockmapd_policy_decisions_total", {{"rule", "default"}, {"action", policy.default_action}},
+               policy.default_decisions);
+    out.family("sockmapd_policy_reload_errors_total", "counter",
+               "Policy reloads refused (invalid or unreadable file); the previous policy stayed in force.");
+    out.sample("sockmapd_policy_reload_errors_total", {}, s.policy_reload_errors);
+    out.family("sockmapd_policy_info", "gauge", "Always 1; the labels say which policy is in force.");
+    out.sample("sockmapd_policy_info",
+               {{"source", policy.source}, {"sha256", policy.sha256}, {"generation", std::to_string(policy.generation)}},
+               std::uint64_t{1});
+    out.family("sockmapd_policy_loaded_timestamp_seconds", "gauge", "When the policy in force was loaded.");
+    out.sample("sockmapd_policy_loaded_timestamp_seconds", {}, policy.loaded_unix);
+
     out.family("sockmapd_scrape_duration_seconds", "gauge", "Time this scrape spent reading the BPF maps.");
     out.sample("sockmapd_scrape_duration_seconds", {}, s.scrape_seconds);
     return out.take();
@@ -205,14 +225,23 @@ MetricsSource::~MetricsSource() = default;
 void MetricsSource::datapath_up(const std::string& pin_path)
 {
     auto pins = std::make_unique<PinnedDatapath>(pin_path);
+    auto policy = std::make_unique<PinnedPolicy>(pin_path);
     std::lock_guard lock(mutex_);
     pins_ = std::move(pins);
+    policy_ = std::move(policy);
 }
 
 void MetricsSource::datapath_down()
 {
     std::lock_guard lock(mutex_);
     pins_.reset();
+    policy_.reset();
+}
+
+void MetricsSource::count_policy_reload_error()
+{
+    std::lock_guard lock(mutex_);
+    ++policy_reload_errors_;
 }
 
 void MetricsSource::check_capacity()
@@ -270,6 +299,8 @@ std::optional<std::string> MetricsSource::scrape() const
     snapshot.counters = pins_->counters();
     snapshot.version = SOCKMAPD_VERSION;
     snapshot.kernel = kernel_;
+    snapshot.policy = policy_->read();
+    snapshot.policy_reload_errors = policy_reload_errors_;
     snapshot.scrape_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return render_metrics(snapshot);
 }

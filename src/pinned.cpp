@@ -14,22 +14,10 @@
 #include <sstream>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
 namespace {
-
-Fd open_pinned(const std::string& pin_path, const char* name)
-{
-    std::string path = pin_path + "/" + name;
-    int fd = bpf_obj_get(path.c_str());
-    if (fd < 0) {
-        int err = errno;
-        if (err == ENOENT)
-            throw Error("nothing pinned at " + path + "; is sockmapd installed with --pin-path " + pin_path + "?");
-        throw_errno(err, "open pinned map " + path);
-    }
-    return Fd(fd);
-}
 
 struct bpf_map_info map_info(int fd)
 {
@@ -51,13 +39,6 @@ void for_each_key(int fd, Visit visit)
         key = next;
         prev = &key;
     }
-}
-
-// smd_info strings come from a map anyone with the pin can write: never read past their buffer.
-template <std::size_t N>
-std::string bounded_string(const char (&buffer)[N])
-{
-    return std::string(buffer, ::strnlen(buffer, N));
 }
 
 } // namespace
@@ -88,12 +69,12 @@ std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
 
 PinnedDatapath::PinnedDatapath(const std::string& pin_path)
     : pin_path_(pin_path),
-      sockhash_(open_pinned(pin_path, "smd_sockhash")),
-      pairs_(open_pinned(pin_path, "smd_pairs")),
-      hints_(open_pinned(pin_path, "smd_hints")),
-      counters_(open_pinned(pin_path, "smd_counters")),
-      info_(open_pinned(pin_path, "smd_info")),
-      sk_ctx_(open_pinned(pin_path, "smd_sk_ctx"))
+      sockhash_(open_pinned_map(pin_path, "smd_sockhash")),
+      pairs_(open_pinned_map(pin_path, "smd_pairs")),
+      hints_(open_pinned_map(pin_path, "smd_hints")),
+      counters_(open_pinned_map(pin_path, "smd_counters")),
+      info_(open_pinned_map(pin_path, "smd_info")),
+      sk_ctx_(open_pinned_map(pin_path, "smd_sk_ctx"))
 {
     sk_ctx_id_ = map_info(sk_ctx_.get()).id;
     auto sockhash_info = map_info(sockhash_.get());

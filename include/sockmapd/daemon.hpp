@@ -15,6 +15,7 @@ struct DaemonConfig {
     std::string log_format = "text";
     std::string metrics_address; // HOST:PORT of /metrics, /healthz, /readyz; empty: no HTTP server
     std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
+    std::string policy_path; // empty: the built-in default policy (accelerate every local pair)
 };
 
 // Blocks until SIGTERM or SIGINT. Throws sockmapd::Error on anything that keeps it from running;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "sockmapd/policy_maps.hpp"
 #include "sockmapd/shared.h"
 
 struct smd;
@@ -38,6 +39,12 @@ public:
     // sockets while no sock_ops program ran to see the close (no daemon). Returns how many.
     std::size_t collect_stale_pairs();
 
+    // The pairs found at start-up may have seen their sockets' close while no daemon ran, and then lose those
+    // sockets silently later: remember them (before sock_ops attaches) and check just them, often, until they
+    // are all gone. Returns how many are still watched.
+    void remember_inherited_pairs();
+    std::size_t collect_inherited_pairs();
+
     // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set.
     void resume_redirects();
 
@@ -47,6 +54,7 @@ public:
     void commit_pins();
 
     int counters_fd() const;
+    PolicyMapFds policy_maps() const;
 
 private:
     struct Impl;

@@ -10,6 +10,7 @@
 
 #include "sockmapd/counters.hpp"
 #include "sockmapd/pinned.hpp"
+#include "sockmapd/pinned_policy.hpp"
 
 namespace sockmapd {
 
@@ -24,6 +25,8 @@ struct MetricsSnapshot {
     std::string version; // sockmapd version
     std::string kernel;  // uname -r
     double scrape_seconds = 0; // time spent reading the maps for this snapshot
+    PolicyReport policy;
+    std::uint64_t policy_reload_errors = 0;
 };
 
 // The exposition text for a snapshot: a pure function, every family with its HELP and TYPE lines.
@@ -51,6 +54,9 @@ public:
     // stay on TCP), one info line when it drops below 80 % again. Never throws.
     void check_capacity();
 
+    // A policy reload failed (the previous policy stays in force): counted in sockmapd_policy_reload_errors_total.
+    void count_policy_reload_error();
+
     // nullopt when ready (attached, pins present, maps readable), else one sentence saying why not.
     std::optional<std::string> not_ready() const;
     // The /metrics body, or nullopt while the data path is down.
@@ -59,6 +65,8 @@ public:
 private:
     mutable std::mutex mutex_;
     std::unique_ptr<PinnedDatapath> pins_;
+    std::unique_ptr<PinnedPolicy> policy_;
+    std::uint64_t policy_reload_errors_ = 0;
     std::string kernel_;
     bool nearly_full_ = false;
 };

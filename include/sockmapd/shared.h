@@ -6,7 +6,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key, value or meaning changes: a daemon refuses pins of another ABI. */
-#define SMD_ABI_VERSION 1
+#define SMD_ABI_VERSION 2
 
 /* Default sizes; the daemon may override max_entries before load. */
 #define SMD_DEFAULT_MAX_SOCKETS 65536
@@ -59,12 +59,23 @@ struct smd_hint_key {
 #define SMD_PAIR_PASSIVE_CLOSED (1u << 3)
 #define SMD_PAIR_POISONED (1u << 4) /* two connections produced one key: never redirect under it */
 
+/*
+ * Which policy rules one end of a connection satisfies, one bit per rule (bit i = rule i), by selector kind.
+ * The connection's rules are (end_a | end_p) & (ports_a | ports_p) & (cidrs_a | cidrs_p): see docs/policy.md.
+ */
+struct smd_policy_match {
+	__u64 end;   /* rules whose uid and cgroup selectors this socket satisfies */
+	__u64 ports; /* rules listing this socket's local or remote port */
+	__u64 cidrs; /* rules listing a network that holds this socket's peer address */
+};
+
 /* One entry per connection whose active end is in the sockhash. */
 struct smd_pair_state {
 	__u64 cookie[2];     /* socket cookie by role, 0 until that end is inserted */
 	__u64 created_ns;    /* bpf_ktime_get_ns() when the active end was inserted */
 	__u32 flags;         /* SMD_PAIR_* */
-	__u32 pad;
+	__u32 policy_slot;   /* the policy slot the active end was matched against */
+	struct smd_policy_match active_match;
 };
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
@@ -96,11 +107,91 @@ enum smd_counter {
 	SMD_CTR_INSERT_FAIL_REFUSED,   /* kernel refused the socket (ULP, state, ...) */
 	SMD_CTR_KEY_COLLISION,         /* two connections produced one pair key */
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
+	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
 	SMD_CTR_MAX,
 };
 
 struct smd_counters {
 	__u64 value[SMD_CTR_MAX];
+};
+
+/*
+ * The acceleration policy, compiled by the daemon into maps (docs/policy.md). Two slots: the daemon writes
+ * the slot not in force, then flips smd_pol_ctl.active_slot, so no connection sees a half-written policy.
+ */
+#define SMD_POLICY_SLOTS 2
+#define SMD_POLICY_MAX_RULES 64
+#define SMD_POLICY_DEFAULT_RULE SMD_POLICY_MAX_RULES /* hit index of "no rule matched" */
+#define SMD_POLICY_HITS_PER_SLOT (SMD_POLICY_MAX_RULES + 1)
+#define SMD_POLICY_MAX_SELECTORS 1024 /* uids, cgroups, cidrs: entries per slot, each */
+#define SMD_POLICY_MAX_CGROUP_DEPTH 32  /* cgroup ancestors a socket's cgroup is matched through */
+
+enum smd_action {
+	SMD_ACTION_ACCELERATE = 0,
+	SMD_ACTION_BYPASS = 1,
+};
+
+/* smd_pol_slots value: the rule masks that need no lookup. */
+struct smd_policy_slot {
+	__u64 rules;      /* bit i: rule i exists */
+	__u64 bypass;     /* bit i: rule i's action is bypass */
+	__u64 any_uid;    /* bit i: rule i has no uid selector */
+	__u64 any_cgroup; /* ... no cgroup selector */
+	__u64 any_port;   /* ... no ports selector */
+	__u64 any_cidr;   /* ... no cidrs selector */
+	__u32 default_action; /* enum smd_action */
+	__u32 pad;
+};
+
+/* smd_pol_uids key; value: __u64 mask of rules listing the uid. */
+struct smd_policy_uid_key {
+	__u32 uid;
+	__u32 slot;
+};
+
+/* smd_pol_cgroups key; value: __u64 mask of rules listing the cgroup (matched with its subtree). */
+struct smd_policy_cgroup_key {
+	__u64 cgroup_id;
+	__u32 slot;
+	__u32 pad;
+};
+
+/* smd_pol_cidrs (LPM trie) key: the slot byte, then the address as IPv6 (IPv4 mapped). Value: __u64 mask
+ * of rules with a network holding the prefix -- including shorter networks, since a lookup sees only the
+ * longest match. */
+struct smd_policy_cidr_key {
+	__u32 prefixlen; /* 8 (slot) + address bits */
+	__u8 slot;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+
+/* smd_pol_ports: an array indexed by slot << 16 | port; value: __u64 mask of rules listing the port. */
+#define SMD_POLICY_PORT_INDEX(slot, port) (((__u32)(slot) << 16) | (__u32)(port))
+
+/* smd_pol_rules value, indexed by slot * SMD_POLICY_MAX_RULES + rule: for sockmapctl and metrics only. */
+#define SMD_POLICY_NAME_MAX 64
+#define SMD_POLICY_SELECTORS_MAX 192
+
+struct smd_policy_rule {
+	char name[SMD_POLICY_NAME_MAX];
+	char selectors[SMD_POLICY_SELECTORS_MAX]; /* human-readable summary, truncated */
+	__u32 action;                             /* enum smd_action */
+	__u32 pad;
+};
+
+/* The one entry of smd_pol_ctl: which slot is in force, and where it came from. */
+#define SMD_POLICY_SOURCE_MAX 256
+
+struct smd_policy_ctl {
+	__u32 active_slot; /* read by sock_ops at every decision; written last by the daemon */
+	__u32 generation;  /* policies loaded since the maps were created */
+	__u64 loaded_unix; /* when the policy in force was loaded */
+	__u32 nrules;
+	__u32 pad;
+	char source[SMD_POLICY_SOURCE_MAX]; /* the policy file, "" for the built-in default */
+	char sha256[65];                    /* hex digest of its bytes */
+	char pad2[7];
 };
 
 /* The one entry of smd_info: who runs the data path, for sockmapctl. */

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "bpf_inventory.hpp"
@@ -106,6 +107,43 @@ TEST_F(BadInput, CgroupThatIsNotCgroupV2)
     expect_refused({"--cgroup", dir, "--pin-path", pins}, {dir, "not on a cgroup v2 filesystem", "pass it"});
     EXPECT_FALSE(fs::exists(pins));
     fs::remove(dir);
+}
+
+// An invalid --policy stops the start-up before anything is loaded, attached or pinned: one line naming the file,
+// the position and what was expected.
+TEST_F(BadInput, PolicyFilesThatCannotBeUsed)
+{
+    std::string dir = "/tmp/" + unique_name("smd-bad-policy");
+    ASSERT_TRUE(fs::create_directory(dir));
+    auto write = [&](const std::string& name, const std::string& text, fs::perms perms = fs::perms(0644)) {
+        std::string path = dir + "/" + name;
+        std::ofstream(path) << text;
+        fs::permissions(path, perms);
+        return path;
+    };
+    struct Case {
+        std::string file;
+        std::vector<std::string> must_mention;
+    };
+    std::vector<Case> cases{
+        {write("syntax.yaml", "rules:\n  - name: a\n    action: [bypass\n"), {"syntax.yaml:", "YAML syntax error"}},
+        {write("unknown-key.yaml", "rules:\n  - name: a\n    action: bypass\n    uids: 1\n"),
+         {"unknown-key.yaml:4:5", "unknown key 'uids'", "did you mean 'uid'?"}},
+        {write("port.yaml", "rules:\n  - name: a\n    action: bypass\n    ports: [70000]\n"),
+         {"port.yaml:4:13", "port 70000 is out of range", "1..65535"}},
+        {write("cidr.yaml", "rules:\n  - name: a\n    action: bypass\n    cidrs: [10.0.0.1/8]\n"),
+         {"cidr.yaml:4:13", "host bits set", "10.0.0.0/8"}},
+        {write("cgroup.yaml", "rules:\n  - name: a\n    action: bypass\n    cgroup: /no-such-cgroup-smd\n"),
+         {"cgroup.yaml:4:13", "does not exist"}},
+        {write("world.yaml", "default: bypass\n", fs::perms(0666)), {"world.yaml is world-writable", "chmod o-w"}},
+        {dir + "/missing.yaml", {"missing.yaml", "no such file"}},
+    };
+    for (const auto& c : cases) {
+        std::string pins = fresh_pin_path();
+        expect_refused({"--cgroup", cgroup_path(), "--pin-path", pins, "--policy", c.file}, c.must_mention);
+        EXPECT_FALSE(fs::exists(pins)) << c.file;
+    }
+    fs::remove_all(dir);
 }
 
 TEST_F(BadInput, PinPathNotOnBpffs)

@@ -25,6 +25,14 @@ MetricsSnapshot sample_snapshot()
     s.version = "0.1.0";
     s.kernel = "6.18.0-test";
     s.scrape_seconds = 0.25;
+    s.policy.source = "/etc/sockmapd/policy.yaml";
+    s.policy.sha256 = "ab12";
+    s.policy.generation = 3;
+    s.policy.loaded_unix = 1790000000;
+    s.policy.default_action = "bypass";
+    s.policy.default_decisions = 7;
+    s.policy.rules = {{.name = "istio", .selectors = "uid=1337", .action = "accelerate", .decisions = 41}};
+    s.policy_reload_errors = 2;
     return s;
 }
 
@@ -83,6 +91,22 @@ sockmapd_skipped_not_local_total 101
 # HELP sockmapd_early_data_total Connections that sent data before insertion (TCP Fast Open).
 # TYPE sockmapd_early_data_total counter
 sockmapd_early_data_total 110
+# HELP sockmapd_policy_bypassed_total Local connections the policy kept on TCP (both ends local, rule said bypass).
+# TYPE sockmapd_policy_bypassed_total counter
+sockmapd_policy_bypassed_total 115
+# HELP sockmapd_policy_decisions_total Connections between two local sockets decided by each rule of the policy in force (rule="default": no rule matched). Starts from 0 when a policy is loaded.
+# TYPE sockmapd_policy_decisions_total counter
+sockmapd_policy_decisions_total{rule="istio",action="accelerate"} 41
+sockmapd_policy_decisions_total{rule="default",action="bypass"} 7
+# HELP sockmapd_policy_reload_errors_total Policy reloads refused (invalid or unreadable file); the previous policy stayed in force.
+# TYPE sockmapd_policy_reload_errors_total counter
+sockmapd_policy_reload_errors_total 2
+# HELP sockmapd_policy_info Always 1; the labels say which policy is in force.
+# TYPE sockmapd_policy_info gauge
+sockmapd_policy_info{source="/etc/sockmapd/policy.yaml",sha256="ab12",generation="3"} 1
+# HELP sockmapd_policy_loaded_timestamp_seconds When the policy in force was loaded.
+# TYPE sockmapd_policy_loaded_timestamp_seconds gauge
+sockmapd_policy_loaded_timestamp_seconds 1790000000
 # HELP sockmapd_scrape_duration_seconds Time this scrape spent reading the BPF maps.
 # TYPE sockmapd_scrape_duration_seconds gauge
 sockmapd_scrape_duration_seconds 0.25
@@ -144,7 +168,7 @@ TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
             EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
         }
     }
-    EXPECT_EQ(types.size(), 17u);
+    EXPECT_EQ(types.size(), 22u);
 }
 
 TEST(RenderMetrics, LargeCountersAreExactIntegers)

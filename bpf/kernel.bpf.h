@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The few kernel structure fields the policy reads, declared for CO-RE: libbpf relocates each access to the
+ * running kernel's layout by name (preserve_access_index), so no vmlinux.h of the build machine is baked in.
+ */
+#ifndef SMD_KERNEL_BPF_H
+#define SMD_KERNEL_BPF_H
+
+#include <linux/types.h>
+
+struct kernfs_node {
+	__u64 id; /* the cgroup id user space sees as the directory's inode number */
+} __attribute__((preserve_access_index));
+
+struct cgroup;
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+	struct cgroup_subsys_state *parent;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct cgroup_subsys_state self;
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup; /* cgroup v2 of the process that created the socket */
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	__u32 val;
+} kuid_t;
+
+struct sock {
+	struct sock_cgroup_data sk_cgrp_data;
+	kuid_t sk_uid; /* owner; an accepted socket inherits the listener's */
+} __attribute__((preserve_access_index));
+
+#endif

@@ -1,0 +1,25 @@
+// Opens pinned maps with an error message that tells the operator what to check.
+#include "sockmapd/pinned_map.hpp"
+
+#include <bpf/bpf.h>
+
+#include <cerrno>
+
+#include "sockmapd/error.hpp"
+
+namespace sockmapd {
+
+Fd open_pinned_map(const std::string& pin_path, const char* name)
+{
+    std::string path = pin_path + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT)
+            throw Error("nothing pinned at " + path + "; is sockmapd installed with --pin-path " + pin_path + "?");
+        throw_errno(err, "open pinned map " + path);
+    }
+    return Fd(fd);
+}
+
+} // namespace sockmapd
