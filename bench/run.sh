@@ -147,7 +147,7 @@ write_plots() {
       done; done
       echo "$line" >>"$dat"
     done
-    gnuplot <<GP
+    gnuplot 2> >(grep -v "empty x range" >&2) <<GP
 set terminal pngcairo size 1100,450 font ",10"
 set output "${out%.md}-mesh.png"
 set multiplot layout 1,2 title "Service mesh at a fixed $(jq -rs '[.[] | select(.mode == "http-load") | .target_rate] | first' "$samples") req/s, 16 KiB responses (median, min-max)"
@@ -170,7 +170,7 @@ GP
       r() { ratio "$(stat "$1" sockmapd "$2")" "$(stat "$1" baseline "$2")" | sed 's/^-$/NaN/'; }
       echo "$sz $(r "local-stream-$sz" gbit_per_core) $(r "local-rr-$sz" mean_us) $(r "local-rr-$sz" p99_us)" >>"$dat"
     done
-    gnuplot <<GP
+    gnuplot 2> >(grep -v "empty x range" >&2) <<GP
 set terminal pngcairo size 700,450 font ",10"
 set output "${out%.md}-local.png"
 set title "Loopback: sockmapd / TCP per message size (median)"
