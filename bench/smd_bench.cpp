@@ -1,10 +1,12 @@
 // smd_bench: bulk stream, request/response and connection-rate benchmarks over TCP or AF_UNIX; one JSON line per run.
+// Also the mesh scenario's HTTP server and fixed-rate load generator, and the scale scenario's pair holder.
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,6 +49,9 @@ struct Options {
     double io_timeout_s = 10.0;    // any single blocking call longer than this is a failure
     int server_cpu = -1;           // pin server threads to this CPU; -1: let the scheduler place them
     int client_cpu = -1;
+    double rate = 2000;            // http-load: requests per second over all connections; 0: closed loop
+    std::size_t pairs = 10000;     // hold: connections held open
+    double hold_s = 60;            // hold: seconds to hold them before closing
 };
 
 std::runtime_error errno_error(const std::string& what, int err = errno)
@@ -621,6 +626,303 @@ ordered_json run_connrate(const Options& opt)
     return out;
 }
 
+// --- mesh scenario: HTTP/1.1 keep-alive server and a fixed-rate, coordinated-omission-free load generator ---
+
+// The body every response carries: deterministic, so the load generator checks each one byte for byte.
+std::string http_payload(std::size_t size)
+{
+    std::string body(size, '\0');
+    std::uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (auto& c : body) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c = static_cast<char>('a' + x % 26);
+    }
+    return body;
+}
+
+// Serves `GET` with a 200 and a size-byte body on every keep-alive connection, one thread per connection.
+// Runs until killed; run.sh owns its lifetime. Prints one JSON line once listening.
+[[noreturn]] void run_http_server(const Options& opt)
+{
+    enter_netns(opt.server_netns);
+    Fd listener = tcp_listener(opt, 1024);
+    const std::string body = http_payload(opt.size);
+    const std::string response = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body;
+    ordered_json ready = describe(opt, "http-server");
+    ready["port"] = local_port(listener.get());
+    ready["size"] = opt.size;
+    std::cout << ready.dump() << std::endl;
+    std::atomic<bool> never{false};
+    for (;;) {
+        Fd conn = accept_one(listener.get(), never, opt.io_timeout_s);
+        std::thread([fd = std::move(conn), &response] {
+            // Keep-alive connections may idle between points: only sends are bounded.
+            timeval none{};
+            ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+            set_nodelay(fd.get());
+            std::string pending;
+            char buf[4096];
+            try {
+                for (;;) {
+                    ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+                    if (n == 0)
+                        return;
+                    if (n < 0) {
+                        if (errno == EINTR)
+                            continue;
+                        return; // reset by the client: nothing to serve
+                    }
+                    pending.append(buf, static_cast<std::size_t>(n));
+                    for (auto end = pending.find("\r\n\r\n"); end != std::string::npos;
+                         end = pending.find("\r\n\r\n")) {
+                        pending.erase(0, end + 4); // requests carry no body
+                        send_all(fd.get(), response.data(), response.size());
+                    }
+                    if (pending.size() > 65536)
+                        return; // not HTTP
+                }
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "smd_bench http-server: %s\n", e.what());
+            }
+        }).detach();
+    }
+}
+
+// One keep-alive connection of the load generator: at most one request in flight (no pipelining).
+struct LoadConnection {
+    Fd fd;
+    std::uint64_t next = 0;            // index of its next request in its own schedule
+    bool in_flight = false;
+    Clock::time_point scheduled;       // when the request in flight was due: latency counts from here
+    std::string received;
+};
+
+// Open loop at opt.rate requests/s over opt.concurrency connections, wrk2-style: connection c's k-th request is
+// due at t0 + (k * C + c) / rate, and its latency runs from that due time, so a slow response that delays the
+// next send is charged to that request too (no coordinated omission). rate 0: closed loop, as fast as possible.
+// Every response must be a 200 whose body equals http_payload(opt.size).
+ordered_json run_http_load(const Options& opt)
+{
+    enter_client(opt);
+    const std::string expected = http_payload(opt.size);
+    const std::string request = "GET / HTTP/1.1\r\nHost: " + opt.connect_addr + "\r\nUser-Agent: smd_bench\r\n\r\n";
+    const unsigned conns = opt.concurrency;
+    const bool open_loop = opt.rate > 0;
+
+    Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
+    if (epoll.get() < 0)
+        throw errno_error("epoll_create1");
+    std::vector<LoadConnection> lc(conns);
+    for (unsigned c = 0; c < conns; ++c) {
+        lc[c].fd = tcp_connect(opt, opt.port);
+        set_nodelay(lc[c].fd.get());
+        ::fcntl(lc[c].fd.get(), F_SETFL, ::fcntl(lc[c].fd.get(), F_GETFL) | O_NONBLOCK);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = c;
+        if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, lc[c].fd.get(), &ev) != 0)
+            throw errno_error("epoll_ctl");
+    }
+
+    auto secs = [](double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
+    const auto t0 = Clock::now() + std::chrono::milliseconds(10);
+    const auto measure_from = t0 + secs(opt.warmup_s);
+    const auto end = measure_from + secs(opt.duration_s);
+    auto due = [&](unsigned c) {
+        return t0 + secs((static_cast<double>(lc[c].next) * conns + c) / opt.rate);
+    };
+
+    std::vector<std::uint64_t> samples;
+    std::uint64_t measured_bytes = 0, late_sends = 0;
+    auto last_measured = measure_from; // when the last response of a measured request arrived
+    auto send_request = [&](unsigned c, Clock::time_point scheduled) {
+        ssize_t n = ::send(lc[c].fd.get(), request.data(), request.size(), MSG_NOSIGNAL);
+        if (n != static_cast<ssize_t>(request.size()))
+            throw errno_error(n < 0 ? "send request" : "short send of a request");
+        lc[c].in_flight = true;
+        lc[c].scheduled = scheduled;
+    };
+    // A complete response in lc[c].received: check it, record it, free the connection for its next request.
+    auto complete = [&](unsigned c, std::size_t header_len, std::size_t body_len) {
+        auto& conn = lc[c];
+        if (conn.received.compare(0, 12, "HTTP/1.1 200") != 0)
+            throw std::runtime_error("response is not a 200: " + conn.received.substr(0, conn.received.find('\r')));
+        if (body_len != expected.size() || conn.received.compare(header_len, body_len, expected) != 0)
+            throw std::runtime_error("response body differs from the server's payload");
+        if (conn.received.size() != header_len + body_len)
+            throw std::runtime_error("bytes after a complete response (no request was pipelined)");
+        auto now = Clock::now();
+        if (conn.scheduled >= measure_from && conn.scheduled < end) {
+            samples.push_back(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now - conn.scheduled).count()));
+            measured_bytes += conn.received.size();
+            last_measured = now;
+        }
+        conn.received.clear();
+        conn.in_flight = false;
+        ++conn.next;
+    };
+    auto parse = [&](unsigned c) {
+        auto& r = lc[c].received;
+        auto header_end = r.find("\r\n\r\n");
+        if (header_end == std::string::npos)
+            return;
+        std::size_t header_len = header_end + 4;
+        std::string headers = r.substr(0, header_len);
+        std::transform(headers.begin(), headers.end(), headers.begin(), [](unsigned char ch) { return std::tolower(ch); });
+        auto at = headers.find("\r\ncontent-length:");
+        if (at == std::string::npos)
+            throw std::runtime_error("response without Content-Length");
+        std::size_t body_len = std::stoul(headers.substr(at + 17));
+        if (r.size() >= header_len + body_len)
+            complete(c, header_len, body_len);
+    };
+
+    const auto deadline = end + secs(opt.io_timeout_s);
+    std::vector<epoll_event> events(conns);
+    char buf[65536];
+    for (;;) {
+        auto now = Clock::now();
+        // Send everything that is due on an idle connection; find when the next one falls due.
+        auto next_wake = Clock::time_point::max();
+        bool any_in_flight = false;
+        for (unsigned c = 0; c < conns; ++c) {
+            if (lc[c].in_flight) {
+                any_in_flight = true;
+                continue;
+            }
+            auto when = open_loop ? due(c) : now;
+            if (when >= end)
+                continue;
+            if (when <= now) {
+                if (now - when > std::chrono::milliseconds(1))
+                    ++late_sends;
+                send_request(c, when);
+                any_in_flight = true;
+            } else {
+                next_wake = std::min(next_wake, when);
+            }
+        }
+        if (!any_in_flight && next_wake == Clock::time_point::max())
+            break; // past the end, nothing outstanding
+        if (now >= deadline)
+            throw std::runtime_error("responses still outstanding " + std::to_string(opt.io_timeout_s) +
+                                     " s after the last request was due");
+        auto wake = std::min(next_wake, deadline);
+        auto wait = std::max(wake - Clock::now(), Clock::duration::zero());
+        timespec ts{};
+        auto wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+        ts.tv_sec = static_cast<time_t>(wait_ns / 1000000000);
+        ts.tv_nsec = static_cast<long>(wait_ns % 1000000000);
+        int n = ::epoll_pwait2(epoll.get(), events.data(), static_cast<int>(events.size()), &ts, nullptr);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw errno_error("epoll_pwait2");
+        }
+        for (int i = 0; i < n; ++i) {
+            unsigned c = events[i].data.u32;
+            for (;;) {
+                ssize_t got = ::recv(lc[c].fd.get(), buf, sizeof(buf), 0);
+                if (got > 0) {
+                    lc[c].received.append(buf, static_cast<std::size_t>(got));
+                    continue;
+                }
+                if (got == 0)
+                    throw std::runtime_error("connection " + std::to_string(c) + " closed by the server side");
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                throw errno_error("recv response");
+            }
+            if (!lc[c].in_flight && !lc[c].received.empty())
+                throw std::runtime_error("bytes arrived with no request outstanding");
+            parse(c);
+        }
+    }
+
+    ordered_json out = describe(opt, "http-load");
+    out["port"] = opt.port;
+    out["concurrency"] = conns;
+    out["target_rate"] = opt.rate;
+    out["size"] = opt.size;
+    // A server that falls behind answers the window's requests after the window: the rate is what it answered
+    // per second until the last of them, not what was asked of it.
+    double answered_s = std::max(opt.duration_s, seconds_between(measure_from, last_measured));
+    out["measured_s"] = answered_s;
+    out["requests"] = samples.size();
+    out["rps"] = static_cast<double>(samples.size()) / answered_s;
+    out["bytes"] = measured_bytes;
+    out["late_sends"] = late_sends; // requests sent more than 1 ms after they were due (the server fell behind)
+    put_latency(out, latency_stats(std::move(samples)), "");
+    return out;
+}
+
+// --- scale scenario: hold N loopback connections open so the daemon's pairs and memory can be read ---
+
+// Opens opt.pairs connections (client and accepted server socket, both in this process), prints one JSON line,
+// holds them opt.hold_s seconds (or until killed) and closes them. Several listeners: one client address
+// reaches each listener from its own set of ~64k ephemeral ports.
+ordered_json run_hold(const Options& opt)
+{
+    // Only the soft limit is raised: raising the hard one needs CAP_SYS_RESOURCE, which containers often lack.
+    rlimit nofile{};
+    ::getrlimit(RLIMIT_NOFILE, &nofile);
+    rlim_t need = 2 * opt.pairs + 256;
+    if (need > nofile.rlim_max)
+        throw std::runtime_error("holding " + std::to_string(opt.pairs) + " pairs needs " + std::to_string(need) +
+                                 " file descriptors, the hard limit is " + std::to_string(nofile.rlim_max) +
+                                 ": run several hold processes with fewer --pairs each");
+    nofile.rlim_cur = need;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+        throw errno_error("raise RLIMIT_NOFILE to " + std::to_string(need));
+    RunState setup;
+    std::vector<Fd> listeners;
+    std::vector<std::uint16_t> ports;
+    const std::size_t per_listener = 50000;
+    guarded_thread(setup, [&] {
+        enter_netns(opt.server_netns);
+        for (std::size_t i = 0; i * per_listener < opt.pairs; ++i) {
+            listeners.push_back(tcp_listener(opt, 4096));
+            ports.push_back(local_port(listeners.back().get()));
+        }
+    }).join();
+    if (!setup.error().empty())
+        throw std::runtime_error(setup.error());
+
+    std::vector<Connection> held(opt.pairs);
+    auto t0 = Clock::now();
+    guarded_thread(setup, [&] {
+        enter_netns(opt.client_netns);
+        for (std::size_t i = 0; i < opt.pairs; ++i) {
+            std::size_t l = i / per_listener;
+            held[i].client = tcp_connect(opt, ports[l]);
+            held[i].server = accept_one(listeners[l].get(), setup.stop, opt.io_timeout_s);
+            if (held[i].server.get() < 0)
+                throw std::runtime_error("no connection accepted for pair " + std::to_string(i));
+        }
+    }).join();
+    if (!setup.error().empty())
+        throw std::runtime_error(setup.error());
+    double setup_s = seconds_between(t0, Clock::now());
+
+    ordered_json ready = describe(opt, "hold");
+    ready["pairs"] = opt.pairs;
+    ready["listeners"] = listeners.size();
+    ready["setup_s"] = setup_s;
+    std::cout << ready.dump() << std::endl;
+
+    std::this_thread::sleep_for(std::chrono::duration<double>(opt.hold_s));
+    auto t1 = Clock::now();
+    held.clear();
+    ordered_json out = describe(opt, "hold");
+    out["pairs"] = opt.pairs;
+    out["close_s"] = seconds_between(t1, Clock::now());
+    return out;
+}
+
 // Turns a hang anywhere into a failure with a message.
 void start_watchdog(double seconds)
 {
@@ -678,6 +980,28 @@ int main(int argc, char** argv)
     connrate->add_option("--duration", opt.duration_s, "measured seconds")->capture_default_str();
     connrate->add_option("--warmup", opt.warmup_s, "seconds before measuring")->capture_default_str();
 
+    auto* http_server = app.add_subcommand("http-server", "HTTP/1.1 keep-alive server: a size-byte body per GET");
+    add_common(http_server, opt);
+    http_server->add_option("--size", opt.size, "response body in bytes (default 16384)");
+
+    auto* http_load = app.add_subcommand(
+        "http-load", "keep-alive GETs at a fixed rate (open loop, latency from the due time) or as fast as possible");
+    add_common(http_load, opt);
+    http_load->add_option("--size", opt.size, "expected response body in bytes, checked byte for byte (default 16384)");
+    http_load->add_option("--rate", opt.rate, "requests per second over all connections; 0: closed loop")
+        ->check(CLI::Range(0.0, 1e6))
+        ->capture_default_str();
+    http_load->add_option("--concurrency", opt.concurrency, "keep-alive connections")
+        ->check(CLI::Range(1u, 1024u))
+        ->capture_default_str();
+    http_load->add_option("--duration", opt.duration_s, "measured seconds")->capture_default_str();
+    http_load->add_option("--warmup", opt.warmup_s, "seconds before measuring")->capture_default_str();
+
+    auto* hold = app.add_subcommand("hold", "open N connections, print a line, hold them, close them");
+    add_common(hold, opt);
+    hold->add_option("--pairs", opt.pairs, "connections to hold")->check(CLI::Range(1ul, 1000000ul))->capture_default_str();
+    hold->add_option("--hold", opt.hold_s, "seconds to hold them")->capture_default_str();
+
     CLI11_PARSE(app, argc, argv);
     if (opt.connect_addr.empty())
         opt.connect_addr = opt.listen_addr;
@@ -693,9 +1017,21 @@ int main(int argc, char** argv)
             // Generous: 1 ms per round trip on top of the I/O timeouts.
             start_watchdog(static_cast<double>(opt.count + opt.warmup_count) * 1e-3 + 4 * opt.io_timeout_s);
             result = run_rr(opt);
-        } else {
+        } else if (connrate->parsed()) {
             start_watchdog(opt.warmup_s + opt.duration_s + 4 * opt.io_timeout_s);
             result = run_connrate(opt);
+        } else if (http_server->parsed()) {
+            opt.size = opt.size ? opt.size : 16384;
+            run_http_server(opt);
+        } else if (http_load->parsed()) {
+            opt.size = opt.size ? opt.size : 16384;
+            if (opt.port == 0)
+                throw std::runtime_error("http-load needs --port: the port http-server printed");
+            start_watchdog(opt.warmup_s + opt.duration_s + 4 * opt.io_timeout_s);
+            result = run_http_load(opt);
+        } else {
+            start_watchdog(opt.hold_s + static_cast<double>(opt.pairs) * 2e-3 + 4 * opt.io_timeout_s);
+            result = run_hold(opt);
         }
         std::cout << result.dump() << std::endl;
         return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sockmapd needs to build, test and benchmark. Run as root.
-# Usage: install-deps.sh [--build-only]
+# Usage: install-deps.sh [--build-only | --with-bench]
 set -euo pipefail
 
 # --build-only: just what building sockmapd and sockmapctl needs (the container image's build stage uses it).
@@ -17,9 +17,19 @@ test_packages=(
   libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
 )
+# --with-bench adds what only bench/run.sh uses (it installs them itself when missing): wrk for the mesh
+# scenario's saturation rate, gnuplot for the plots, jq for the report.
+bench_packages=(wrk gnuplot-nox jq)
 packages=("${build_packages[@]}")
+case "${1:-}" in
+  ""|--build-only|--with-bench) ;;
+  *) echo "install-deps: unknown option '$1'; use --build-only, --with-bench or nothing" >&2; exit 2 ;;
+esac
 if [ "${1:-}" != "--build-only" ]; then
   packages+=("${test_packages[@]}")
+fi
+if [ "${1:-}" = "--with-bench" ]; then
+  packages+=("${bench_packages[@]}")
 fi
 
 missing=()

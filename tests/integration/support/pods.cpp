@@ -14,31 +14,6 @@
 namespace smdtest {
 namespace {
 
-// `log stdout` with `option logasap`: one line per connection as soon as the server side is connected, in the
-// same shape as smd_origdst_proxy prints. %si:%sp is where haproxy connected: the original destination.
-constexpr const char* kHaproxyConfig = R"(global
-    maxconn 512
-    nbthread 1
-    log stdout format raw local0
-defaults
-    mode tcp
-    log global
-    option logasap
-    log-format "conn client=%ci:%cp orig_dst=%si:%sp upstream=%bi:%bp"
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-# IPv4 listeners only (see Sidecar::Haproxy): an IPv6 client is refused instead of looping.
-frontend outbound
-    bind 0.0.0.0:15001
-    default_backend original_destination
-frontend inbound
-    bind 0.0.0.0:15006
-    default_backend original_destination
-backend original_destination
-    server orig 0.0.0.0:0
-)";
-
 std::string read_text(const std::string& path)
 {
     std::ifstream in(path);
@@ -57,25 +32,21 @@ std::string cgroup_of(const std::string& pid)
     return "";
 }
 
-// Istio's capture, reduced: the sidecar's own traffic and loopback go out as they are, every other outgoing
-// TCP connection to the outbound listener; every incoming TCP connection to the inbound listener.
+// The capture rules and the haproxy config live in scripts/mesh-pod.sh, shared with bench/run.sh.
 void install_redirect_rules(const NetNs& ns)
 {
-    struct Family {
-        const char* tool;
-        const char* loopback;
-    };
-    for (const Family& f : {Family{"iptables", "127.0.0.0/8"}, Family{"ip6tables", "::1/128"}}) {
-        auto rule = [&](std::vector<std::string> args) {
-            std::vector<std::string> argv{f.tool, "-w", "10", "-t", "nat", "-A"};
-            argv.insert(argv.end(), args.begin(), args.end());
-            ns.exec(argv);
-        };
-        rule({"OUTPUT", "-p", "tcp", "-m", "owner", "--uid-owner", std::to_string(kSidecarUid), "-j", "RETURN"});
-        rule({"OUTPUT", "-p", "tcp", "-d", f.loopback, "-j", "RETURN"});
-        rule({"OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", std::to_string(kSidecarOutboundPort)});
-        rule({"PREROUTING", "-p", "tcp", "-j", "REDIRECT", "--to-ports", std::to_string(kSidecarInboundPort)});
-    }
+    must_run({SMD_MESH_POD_SCRIPT, "redirect", ns.name(), std::to_string(kSidecarUid),
+              std::to_string(kSidecarOutboundPort), std::to_string(kSidecarInboundPort)});
+}
+
+std::string haproxy_config()
+{
+    std::string config;
+    int code = run_command({SMD_MESH_POD_SCRIPT, "haproxy-config", std::to_string(kSidecarOutboundPort),
+                            std::to_string(kSidecarInboundPort)},
+                           &config);
+    EXPECT_EQ(code, 0) << SMD_MESH_POD_SCRIPT << " haproxy-config failed: " << config;
+    return config;
 }
 
 } // namespace
@@ -104,7 +75,7 @@ void Pod::start_sidecar(Sidecar kind)
     std::vector<std::string> argv;
     if (kind == Sidecar::Haproxy) {
         config_path_ = "/tmp/" + netns_.name() + "-haproxy.cfg";
-        std::ofstream(config_path_) << kHaproxyConfig;
+        std::ofstream(config_path_) << haproxy_config();
         std::filesystem::permissions(config_path_, std::filesystem::perms::owner_read |
                                                        std::filesystem::perms::owner_write |
                                                        std::filesystem::perms::group_read |
