@@ -37,7 +37,7 @@ using namespace std::chrono_literals;
 
 constexpr std::uint16_t kAppPort = 8080;
 constexpr int kConcurrent = 48;           // connections in flight at any moment
-constexpr std::uint64_t kCiSeconds = 45;  // length of the traffic phase unless SOCKMAPD_SOAK_SECONDS says otherwise
+constexpr std::uint64_t kCiSeconds = 30;  // length of the traffic phase unless SOCKMAPD_SOAK_SECONDS says otherwise
 constexpr auto kConnectionDeadline = 60s; // from accept until both ends are done; longer is a hang
 constexpr std::uint64_t kKiB = 1024, kMiB = 1024 * kKiB;
 // How long each daemon runs (after it paired its first connection) and how long none runs, in milliseconds.
@@ -483,6 +483,8 @@ struct Life {
 
 class Stress : public IntegrationTest {
 protected:
+    void run_mesh_stress(Sidecar kind);
+
     void TearDown() override
     {
         stop_workers();
@@ -547,7 +549,8 @@ std::uint64_t counter_in(const Counters& c, const std::string& name)
     return it == c.end() ? 0 : it->second;
 }
 
-TEST_F(Stress, MeshTrafficWithRandomResetsHalfClosesAndDaemonRestartsLosesNothing)
+// The stress run through one kind of sidecar; see the two tests below.
+void Stress::run_mesh_stress(Sidecar kind)
 {
     auto seed = env_number("SOCKMAPD_STRESS_SEED", std::random_device{}() ^ static_cast<std::uint64_t>(::time(nullptr)) << 20,
                            "a seed");
@@ -560,14 +563,7 @@ TEST_F(Stress, MeshTrafficWithRandomResetsHalfClosesAndDaemonRestartsLosesNothin
                       << "\" is not one of restarts, steady, off; unset it for the default (restarts)";
         return;
     }
-    // haproxy (the test) or origdst (smd_origdst_proxy, a blocking relay): to tell a sidecar's part in a failure.
-    const char* sidecar_env = std::getenv("SOCKMAPD_STRESS_SIDECAR");
-    std::string sidecar = sidecar_env && *sidecar_env ? sidecar_env : "haproxy";
-    if (sidecar != "haproxy" && sidecar != "origdst") {
-        ADD_FAILURE() << "SOCKMAPD_STRESS_SIDECAR=\"" << sidecar
-                      << "\" is not one of haproxy, origdst; unset it for the default (haproxy)";
-        return;
-    }
+    std::string sidecar = kind == Sidecar::Haproxy ? "haproxy" : "origdst";
     if (!seed || !seconds)
         return;
     std::printf("[ STRESS ] seed %llu, %llu s of traffic, %d connections at a time, daemon: %s, sidecar: %s "
@@ -578,7 +574,7 @@ TEST_F(Stress, MeshTrafficWithRandomResetsHalfClosesAndDaemonRestartsLosesNothin
 
     // haproxy (epoll, non-blocking) carries many concurrent IPv4 connections without the blocking relay's
     // EAGAIN workaround of smd_origdst_proxy.
-    auto& pods = pods_.emplace(sidecar == "haproxy" ? Sidecar::Haproxy : Sidecar::OrigDstProxy);
+    auto& pods = pods_.emplace(kind);
     ASSERT_FALSE(HasFailure()) << "mesh set-up failed";
     Fd listener = pods.b().listen("0.0.0.0", kAppPort);
     auto& acceptor = acceptor_.emplace(listener.get());
@@ -718,12 +714,27 @@ TEST_F(Stress, MeshTrafficWithRandomResetsHalfClosesAndDaemonRestartsLosesNothin
     // a stream through the mesh ends in a clean EOF before its last bytes. Measured cause: haproxy 2.6 takes a
     // sticky FD_POLL_HUP as EOF on its plain TCP veth socket with data still queued; the acceleration makes the
     // precondition common. Every other check above still applies.
-    if (tally_.truncation_count() > 0) {
+    if (tally_.truncation_count() > 0 && kind == Sidecar::Haproxy) {
         SMD_KNOWN_BUG("a stream through the haproxy mesh ended in EOF before its last byte, " +
                       std::to_string(tally_.truncation_count()) +
                       " times (see [ DATA LOSS ] above; haproxy's sticky FD_POLL_HUP on the veth leg, docs/testing.md)");
         ADD_FAILURE() << tally_.truncation_count() << " streams cut short at a clean EOF";
     }
+    EXPECT_EQ(tally_.truncation_count(), 0u) << "streams cut short at a clean EOF through " << sidecar;
+}
+
+// The strict run: the repository's blocking relay as both sidecars reads every stream to its end, so any cut,
+// damage, hang or counter anomaly is sockmapd's (0 cuts in thousands of connections when this was written).
+TEST_F(Stress, MeshTrafficThroughRelaySidecarsWithResetsHalfClosesAndDaemonRestartsLosesNothing)
+{
+    run_mesh_stress(Sidecar::OrigDstProxy);
+}
+
+// The same through haproxy 2.6, a real sidecar: every check applies, except that streams cut on the veth leg by
+// haproxy's sticky FD_POLL_HUP (docs/testing.md, "Known data loss") are reported as that known haproxy bug.
+TEST_F(Stress, MeshTrafficThroughHaproxySidecarsWithResetsHalfClosesAndDaemonRestartsLosesNothing)
+{
+    run_mesh_stress(Sidecar::Haproxy);
 }
 
 // ---------------------------------------------------------------------------------------------------------
