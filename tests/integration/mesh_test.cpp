@@ -161,6 +161,40 @@ TEST_F(Mesh, Ipv4RequestResponseThroughBothSidecarsIsAccelerated)
     EXPECT_EQ(c["key_collisions"], 0u);
 }
 
+// The shipped Istio policy (deploy/policies/istio.yaml: default bypass, accelerate what involves uid 1337):
+// both sidecar legs are accelerated although the app end of each runs as root and, under REDIRECT, never sees
+// the sidecar's uid or port -- one end speaks for the connection. A plain local connection between two root
+// sockets in the same run stays on TCP.
+TEST_F(Mesh, IstioExamplePolicyAcceleratesTheSidecarLegsAndBypassesTheRest)
+{
+    daemon().start({"--policy", std::string(SMD_SOURCE_DIR) + "/deploy/policies/istio.yaml"});
+    auto& pods = start_pods();
+    ASSERT_FALSE(HasFailure()) << "mesh set-up failed";
+    request_through_mesh(pods, "0.0.0.0", pods.b().ipv4());
+    auto c = counters("one IPv4 request through haproxy, Istio policy");
+    EXPECT_EQ(c["pairs_made"], 2u);
+    EXPECT_EQ(c["redirected_bytes"], 2 * (kRequest + kReply));
+    EXPECT_EQ(c["policy_bypassed"], 0u);
+
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    auto r = duplex_transfer(client.get(), server.get(), 303, 1 << 20, 404, 1 << 20, {65536});
+    expect_intact(r, 303, 1 << 20, 404, 1 << 20);
+    c = counters("plus a root-to-root local connection");
+    EXPECT_EQ(c["policy_bypassed"], 1u);
+    EXPECT_EQ(c["pairs_made"], 2u);
+    EXPECT_EQ(c["redirected_bytes"], 2 * (kRequest + kReply)) << "the bypassed connection must not be redirected";
+
+    std::string out;
+    ASSERT_EQ(run_command({sockmapctl_bin(), "policy", "show", "--json", "--pin-path", daemon().pin_path()}, &out), 0);
+    auto show = nlohmann::json::parse(out, nullptr, false);
+    for (const auto& rule : show["rules"])
+        if (rule.value("name", "") == "istio-proxy")
+            EXPECT_EQ(rule.value("decisions", 0ull), 2u) << out;
+    EXPECT_EQ(show["default"].value("decisions", 0ull), 1u) << out;
+}
+
 TEST_F(Mesh, Ipv4BaselineWithoutDaemonIsIntact)
 {
     auto& pods = start_pods();
