@@ -28,10 +28,13 @@
 #include <thread>
 #include <vector>
 
+#include "sockmapd/fd.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::ordered_json;
+using sockmapd::Fd;
 
 struct Options {
     std::string transport = "tcp"; // tcp or unix (socketpair)
@@ -93,34 +96,6 @@ std::thread guarded_thread(RunState& state, std::function<void()> body)
         }
     });
 }
-
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept
-    {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    void reset()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 // Sockets are bound to the network namespace of the thread that creates them, so each thread enters its own.
 void enter_netns(const std::string& name)

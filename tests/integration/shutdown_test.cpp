@@ -23,20 +23,6 @@ constexpr std::uint64_t kMiB = 1 << 20;
 // Suite of the unparameterised shutdown and close cases.
 class ShutdownTest : public BaselineThenAccelerated {};
 
-// Digest of the next `length` bytes of `stream`.
-Digest continued_digest(PatternStream& stream, std::uint64_t length)
-{
-    Sha256 sha;
-    std::vector<std::uint8_t> buf(1 << 20);
-    for (std::uint64_t done = 0; done < length;) {
-        std::size_t n = std::min<std::uint64_t>(buf.size(), length - done);
-        stream.fill(buf.data(), n);
-        sha.update(buf.data(), n);
-        done += n;
-    }
-    return {length, sha.hex()};
-}
-
 // What a reader saw: a prefix of the sender's stream (checked), and how it ended.
 std::string describe_end(const TransferResult& r)
 {

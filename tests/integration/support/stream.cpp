@@ -56,9 +56,8 @@ std::string Sha256::hex()
     return out;
 }
 
-Digest expected_digest(std::uint64_t seed, std::uint64_t length)
+Digest continued_digest(PatternStream& stream, std::uint64_t length)
 {
-    PatternStream stream(seed);
     Sha256 sha;
     std::vector<std::uint8_t> buf(1 << 20);
     for (std::uint64_t done = 0; done < length;) {
@@ -68,6 +67,12 @@ Digest expected_digest(std::uint64_t seed, std::uint64_t length)
         done += n;
     }
     return {length, sha.hex()};
+}
+
+Digest expected_digest(std::uint64_t seed, std::uint64_t length)
+{
+    PatternStream stream(seed);
+    return continued_digest(stream, length);
 }
 
 } // namespace smdtest

@@ -44,5 +44,7 @@ struct Digest {
 
 // What a receiver of `length` bytes of stream `seed` must have seen.
 Digest expected_digest(std::uint64_t seed, std::uint64_t length);
+// Digest of the next `length` bytes of `stream` (a stream already partly consumed).
+Digest continued_digest(PatternStream& stream, std::uint64_t length);
 
 } // namespace smdtest
