@@ -278,7 +278,12 @@ protected:
 
         conns.clear();
         expect_maps_drain();
-        EXPECT_EQ(daemon().counter("pairs_closed"), 5u);
+        // The fresh pair's close is seen by sock_ops. The four old pairs finished their FIN exchange (TCP_CLOSE)
+        // in phase 2, before or after the new daemon attached: if before, no program saw it and the daemon
+        // collects their entries instead (remember_inherited_pairs), without counting pairs_closed.
+        auto closed = daemon().counter("pairs_closed");
+        EXPECT_GE(closed, 1u);
+        EXPECT_LE(closed, 5u);
     }
 };
 
