@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "bounded_io.hpp"
 #include "bpf_inventory.hpp"
@@ -314,8 +315,24 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
         worst_ms = std::max(worst_ms, elapsed_ms(start));
         worst_walk_s = std::max(worst_walk_s, metric_seconds(reply.body, "sockmapd_scrape_duration_seconds").value_or(-1));
     }
-    EXPECT_EQ(value(reply, "sockmapd_sockets"), 2u * kPairs + 2);
-    EXPECT_EQ(value(reply, "sockmapd_pairs"), kPairs + 1u);
+    auto why = [&] {
+        std::string lines;
+        std::istringstream in(reply.body);
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("sockmapd_", 0) == 0 &&
+                (line.find("insert") != std::string::npos || line.find("skipped") != std::string::npos ||
+                 line.find("syn_hints") != std::string::npos || line.find("policy_") != std::string::npos ||
+                 line.find("pairs") != std::string::npos || line.find("sockets") != std::string::npos))
+                lines += line + "\n";
+        return lines;
+    };
+    // The scrape's own connection is a local pair too, and usually paired (+2 sockets, +1 pair). Right after a
+    // burst of 30000 connections the LRU hint map (16384 entries, per-CPU free lists) can evict its SYN hint
+    // before connect() completes; the scrape connection then stays on TCP (skipped_not_local), which is the
+    // documented best-effort behaviour of hints. Seen about 1 run in 10 here.
+    auto sockets = value(reply, "sockmapd_sockets");
+    EXPECT_TRUE(sockets == 2u * kPairs + 2 || sockets == 2u * kPairs) << sockets << "\n" << why();
+    EXPECT_EQ(value(reply, "sockmapd_pairs"), kPairs + (sockets == 2u * kPairs + 2 ? 1u : 0u));
     record("scrape_ms_60002_sockets_worst_of_5", static_cast<long long>(worst_ms));
     record("scrape_map_walk_us_worst_of_5", static_cast<long long>(worst_walk_s * 1e6));
     EXPECT_LT(worst_ms, 1000.0) << "a scrape of a full sockhash should stay well under Prometheus' timeout";
