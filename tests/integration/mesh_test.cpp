@@ -189,9 +189,11 @@ TEST_F(Mesh, IstioExamplePolicyAcceleratesTheSidecarLegsAndBypassesTheRest)
     std::string out;
     ASSERT_EQ(run_command({sockmapctl_bin(), "policy", "show", "--json", "--pin-path", daemon().pin_path()}, &out), 0);
     auto show = nlohmann::json::parse(out, nullptr, false);
-    for (const auto& rule : show["rules"])
-        if (rule.value("name", "") == "istio-proxy")
+    for (const auto& rule : show["rules"]) {
+        if (rule.value("name", "") == "istio-proxy") {
             EXPECT_EQ(rule.value("decisions", 0ull), 2u) << out;
+        }
+    }
     EXPECT_EQ(show["default"].value("decisions", 0ull), 1u) << out;
 }
 
@@ -246,10 +248,13 @@ TEST_F(Mesh, OriginalDestinationPicksTheRightServer)
     EXPECT_EQ(c["fallback_bytes"], 0u);
 }
 
+// Both directions of eight connections are busy at once, the shape in which haproxy 2.6 takes its sticky
+// FD_POLL_HUP for end of stream and cuts a veth-leg stream (docs/testing.md, "Known data loss"; about 1 run in 20
+// here). The relay reads until recv() returns 0, so what this test measures is sockmapd's pairing alone.
 TEST_F(Mesh, ConcurrentConnectionsDoNotCrossTalk)
 {
     daemon().start();
-    auto& pods = start_pods();
+    auto& pods = start_pods(Sidecar::OrigDstProxy);
     ASSERT_FALSE(HasFailure()) << "mesh set-up failed";
     constexpr int kConnections = 8;
     constexpr std::uint64_t kUp = 4ull << 20, kDown = 3ull << 20;
