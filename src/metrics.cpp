@@ -40,6 +40,7 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_insert_failures_total", "key_collision"}, // SMD_CTR_KEY_COLLISION
     {"sockmapd_pairs_closed_total", nullptr},            // SMD_CTR_PAIRS_CLOSED
     {"sockmapd_policy_bypassed_total", nullptr},         // SMD_CTR_POLICY_BYPASSED
+    {"sockmapd_fallback_messages_total", "backpressure"}, // SMD_CTR_FALLBACK_BACKPRESSURE
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 

@@ -74,6 +74,7 @@ sockmapd_redirected_bytes_total 105
 sockmapd_fallback_messages_total{reason="no_peer"} 106
 sockmapd_fallback_messages_total{reason="pinned"} 107
 sockmapd_fallback_messages_total{reason="no_context"} 108
+sockmapd_fallback_messages_total{reason="backpressure"} 116
 # HELP sockmapd_fallback_bytes_total Bytes in messages passed to TCP, all reasons.
 # TYPE sockmapd_fallback_bytes_total counter
 sockmapd_fallback_bytes_total 109
