@@ -5,12 +5,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "bounded_io.hpp"
 #include "checked_stream.hpp"
@@ -28,12 +30,13 @@ constexpr std::uint64_t kKiB = 1024, kMiB = 1024 * kKiB;
 constexpr std::uint64_t kTotal = 32 * kMiB;
 constexpr std::uint64_t kBeforeStop = 4 * kMiB; // read first, so plain TCP's receive window has grown
 constexpr std::uint64_t kTcpLimit = 2 * kMiB;   // far below any per-socket queue limit of sockmapd
-constexpr std::size_t kWriteSize = 64 * kKiB;
+// One send() fits one sk_msg; a larger one spans several and can be refused part-way (a short write).
+const std::vector<std::size_t> kWriteSizes = {64 * kKiB, 1 * kMiB};
 // TCP charges a segment that reaches an empty receive queue even over the limit (tcp_data_queue() ->
 // sk_forced_mem_schedule()); accelerated, the TCP queue is always empty, so the peer's FIN is charged so.
 constexpr std::uint64_t kForcedChargeSlack = 128 * kKiB;
 constexpr int kLargeRcvbuf = 8 * kMiB; // the kernel doubles it: plain TCP's window then exceeds the limit
-constexpr auto kStop = 1s;             // the reader stops this long while the sender goes on
+constexpr auto kStop = 500ms;           // the reader stops this long while the sender goes on
 constexpr auto kDeadline = 20s;        // for each run, from the first send to the last byte; longer is a hang
 
 enum class Sender { NonBlocking, Blocking };
@@ -65,7 +68,7 @@ bool retryable(int err) { return err == ENOMEM || err == ENOBUFS; }
 SendReport send_nonblocking(int fd, Clock::time_point deadline, std::atomic<std::uint64_t>& progress)
 {
     SendReport report;
-    StreamSource source(55, kTotal, {kWriteSize});
+    StreamSource source(55, kTotal, kWriteSizes);
     while (!source.done() && Clock::now() < deadline) {
         ssize_t n = source.send_some(fd);
         if (n > 0) {
@@ -94,11 +97,12 @@ SendReport send_blocking(int fd, Clock::time_point deadline, std::atomic<std::ui
     set_blocking(fd, true);
     PatternStream stream(55);
     Sha256 sha;
-    std::vector<std::uint8_t> buf(kWriteSize);
+    std::vector<std::uint8_t> buf(*std::max_element(kWriteSizes.begin(), kWriteSizes.end()));
+    std::size_t next_size = 0;
     auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     report.hung = run_with_watchdog(fd, limit, [&] {
         while (report.sent < kTotal && Clock::now() < deadline) {
-            std::size_t n = std::min<std::uint64_t>(buf.size(), kTotal - report.sent);
+            std::size_t n = std::min<std::uint64_t>(kWriteSizes[next_size++ % kWriteSizes.size()], kTotal - report.sent);
             stream.seek(report.sent);
             stream.fill(buf.data(), n);
             ssize_t w = ::send(fd, buf.data(), n, MSG_NOSIGNAL);
@@ -312,7 +316,8 @@ TEST_F(MemoryPressure, StalledReaderUnderSocketMemoryLimitLosesNothingAndStaysBo
 // bpf_tcp_ingress() gets false from __sk_rmem_schedule() for the receiver and returns -ENOMEM;
 // tcp_bpf_send_verdict() frees the message and takes its bytes off `copied`; tcp_bpf_sendmsg() returns the
 // error through sk_stream_error() instead of waiting in sk_stream_wait_memory() as tcp_sendmsg() does when its
-// own charge fails. Nothing is lost (the refused bytes were not taken), but an application that treats ENOMEM
+// own charge fails. A send() larger than one sk_msg (the 1 MiB writes) returns short, blocking or not, when a
+// later sk_msg of it is refused. Nothing is lost (the refused bytes were not taken), but an application that treats ENOMEM
 // from send() as fatal -- nearly all do -- drops the connection. Plain TCP under the same limit drops
 // segments at the receiver and retransmits them; the application sees nothing.
 TEST_F(MemoryPressure, SenderSeesNoErrorWhenTheReceiversMemoryIsExhausted)
