@@ -24,6 +24,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 /* sk_user_data flag bits (SK_USER_DATA_NOCOPY, _BPF, _PSOCK in include/net/sock.h). */
 #define SMD_SK_USER_DATA_FLAGS 7ull
+#define SMD_O_NONBLOCK 04000
 
 /* Whether this kernel lets sk_msg read a receiver's redirect queue at all. */
 static __always_inline bool smd_backpressure_supported(void)
@@ -85,6 +86,38 @@ static __always_inline bool smd_receiver_over_limit(struct smd_sock_ctx *ctx, __
 		mean = 1;
 	cost = queued + (queued / mean + 1) * SMD_MSG_OVERHEAD;
 	return cost + size > limit;
+}
+
+/*
+ * Whether a direction that backpressure moved to TCP may redirect again without reordering: the receiver has
+ * read every TCP byte this direction sent (its copied_seq reached our write_seq; both count TCP bytes only), so
+ * no older byte is left behind the new redirected ones. And its socket is non-blocking: a blocking reader may be
+ * asleep inside tcp_recvmsg() (MSG_WAITALL, SO_RCVLOWAT) waiting for TCP bytes, and would wait there while the
+ * redirect queue fills -- then take newer TCP bytes before the redirected ones once the limit moved the direction
+ * to TCP again. A non-blocking reader never sleeps there; every recv() it makes reads the redirect queue first.
+ */
+static __always_inline bool smd_may_resume(struct sk_msg_md *msg, struct smd_sock_ctx *ctx)
+{
+	struct tcp_sock *self, *peer;
+	struct sock *peer_sk;
+	struct socket *sock;
+	struct file *file;
+	__u64 addr = ctx->peer_sk;
+
+	if (!smd_backpressure_supported() || !addr || !msg->sk)
+		return false;
+	self = bpf_skc_to_tcp_sock(msg->sk);
+	if (!self)
+		return false;
+	peer = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct tcp_sock));
+	if (peer->copied_seq != self->write_seq)
+		return false;
+	peer_sk = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
+	sock = peer_sk->sk_socket;
+	if (!sock)
+		return false;
+	file = sock->file;
+	return file && (file->f_flags & SMD_O_NONBLOCK);
 }
 
 #endif

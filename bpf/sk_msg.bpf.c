@@ -6,9 +6,10 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * Ordering rule: a direction that sent anything over TCP never redirects again. The receiver reads its
- * redirect queue before its TCP receive queue, so redirecting after TCP data could overtake it.
- * Going from redirect to TCP is safe while the receiver stays in the sockhash, for the same reason.
+ * Ordering rule: a direction that sent anything over TCP redirects again only once its receiver has read all
+ * of it (backpressure.bpf.h, smd_may_resume); the receiver reads its redirect queue before its TCP receive
+ * queue, so redirecting after unread TCP data could overtake it. Going from redirect to TCP is safe while the
+ * receiver stays in the sockhash, for the same reason.
  */
 static __always_inline int pass_to_tcp(struct smd_sock_ctx *ctx, enum smd_counter reason, __u64 size)
 {
@@ -32,8 +33,12 @@ int smd_sk_msg(struct sk_msg_md *msg)
 		smd_count_message(SMD_CTR_FALLBACK_NO_CTX, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
-	if (ctx->flags & SMD_CTX_TCP_PINNED)
-		return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
+	if (ctx->flags & SMD_CTX_TCP_PINNED) {
+		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || !smd_may_resume(msg, ctx))
+			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
+		ctx->flags &= ~(SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE);
+		smd_count(SMD_CTR_BACKPRESSURE_RESUMED, 1);
+	}
 	control = bpf_map_lookup_elem(&smd_control, &zero);
 	if (control) {
 		/* Uninstall drains: from here on this direction is TCP, and the receiver's redirect queue only empties. */

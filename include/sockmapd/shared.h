@@ -82,7 +82,8 @@ struct smd_pair_state {
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
 #define SMD_CTX_TCP_PINNED (1u << 0)   /* this direction used the TCP path once: never redirect again */
-#define SMD_CTX_BACKPRESSURE (1u << 1) /* ... because its receiver had too much unread (with TCP_PINNED) */
+#define SMD_CTX_BACKPRESSURE (1u << 1) /* ... because its receiver had too much unread (with TCP_PINNED); may
+                                          redirect again once the receiver has read every TCP byte */
 
 /* What one queued sk_msg costs the receiver's node besides its payload (struct sk_msg, from kmalloc-1k). */
 #define SMD_MSG_OVERHEAD 1024
@@ -116,6 +117,7 @@ enum smd_counter {
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
 	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread */
+	SMD_CTR_BACKPRESSURE_RESUMED,  /* directions back on the redirect: their receiver read every TCP byte */
 	SMD_CTR_MAX,
 };
 
