@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The few kernel structure fields the policy reads, declared for CO-RE: libbpf relocates each access to the
+ * The few kernel structure fields the policy and the backpressure read, declared for CO-RE: libbpf relocates each access to the
  * running kernel's layout by name (preserve_access_index), so no vmlinux.h of the build machine is baked in.
  */
 #ifndef SMD_KERNEL_BPF_H
@@ -32,9 +32,31 @@ typedef struct {
 	__u32 val;
 } kuid_t;
 
+struct file {
+	unsigned int f_flags; /* O_NONBLOCK: reads never sleep */
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct file *file;
+} __attribute__((preserve_access_index));
+
 struct sock {
 	struct sock_cgroup_data sk_cgrp_data;
-	kuid_t sk_uid; /* owner; an accepted socket inherits the listener's */
+	kuid_t sk_uid;          /* owner; an accepted socket inherits the listener's */
+	void *sk_user_data;     /* a socket in a sockmap: its struct sk_psock, flag bits in the low 3 bits */
+	struct socket *sk_socket; /* NULL once the socket is orphaned */
+} __attribute__((preserve_access_index));
+
+/* Sequence numbers count TCP bytes only: redirected data never enters the TCP write or receive queue. */
+struct tcp_sock {
+	__u32 copied_seq; /* receiver: next TCP byte the application will read */
+	__u32 write_seq;  /* sender: next TCP byte the application will write */
+} __attribute__((preserve_access_index));
+
+/* The sockmap state of a socket (include/linux/skmsg.h). */
+struct sk_psock {
+	struct sock *sk;
+	__u32 msg_tot_len; /* bytes in ingress_msg, the redirect queue the socket's reads drain first */
 } __attribute__((preserve_access_index));
 
 #endif

@@ -72,6 +72,14 @@ static __always_inline void hint_key_for_passive(struct bpf_sock_ops *skops, str
 	fill_hint_key(key, skops->family, ip4, ip6, bpf_ntohl(skops->remote_port));
 }
 
+/* The socket's kernel address, for the backpressure reads of its peer's sk_msg (backpressure.bpf.h). */
+static __always_inline __u64 sock_address(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+
+	return sk ? (__u64)bpf_skc_to_tcp_sock(sk) : 0;
+}
+
 static __always_inline void count_insert_failure(long err)
 {
 	if (err == -E2BIG || err == -ENOMEM || err == -ENOSPC)
@@ -146,6 +154,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	key.role = SMD_ROLE_ACTIVE;
 
 	state.cookie[SMD_ROLE_ACTIVE] = bpf_get_socket_cookie(skops);
+	state.sk[SMD_ROLE_ACTIVE] = sock_address(skops);
 	state.created_ns = bpf_ktime_get_ns();
 	state.policy_slot = slot;
 	smd_policy_match_end(skops, slot, policy, &state.active_match);
@@ -234,8 +243,12 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	if (skops->bytes_received)
 		smd_count(SMD_CTR_EARLY_DATA, 1);
 
-	if (insert_socket(skops, &key, 0))
+	/* Before the insertion: the active end's first redirect may look for it at once. */
+	state->sk[SMD_ROLE_PASSIVE] = sock_address(skops);
+	if (insert_socket(skops, &key, 0)) {
+		state->sk[SMD_ROLE_PASSIVE] = 0;
 		return;
+	}
 	state->cookie[SMD_ROLE_PASSIVE] = bpf_get_socket_cookie(skops);
 	__sync_fetch_and_or(&state->flags, SMD_PAIR_PASSIVE_IN);
 	smd_count(SMD_CTR_PAIRS_MADE, 1);

@@ -109,7 +109,8 @@ nlohmann::ordered_json direction_json(const ConnectionEnd& sender)
     return {{"redirected_bytes", sender.ctx->redirected_bytes},
             {"redirected_messages", sender.ctx->redirected_msgs},
             {"fallback_bytes", sender.ctx->passed_bytes},
-            {"on_tcp", (sender.ctx->flags & SMD_CTX_TCP_PINNED) != 0}};
+            {"on_tcp", (sender.ctx->flags & SMD_CTX_TCP_PINNED) != 0},
+            {"moved_by_backpressure", (sender.ctx->flags & SMD_CTX_BACKPRESSURE) != 0}};
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/datapath.hpp"
@@ -140,6 +141,26 @@ private:
     bool keep_ = false;
 };
 
+// The backpressure limit in force, logged once: a node without it must know that a stalled reader is unbounded.
+std::uint64_t max_queued_bytes(const DaemonConfig& config)
+{
+    std::uint64_t limit = config.max_queued_bytes.value_or(default_max_queued_bytes());
+    if (limit == 0) {
+        spdlog::warn("--max-queued-bytes 0: no backpressure; a receiver that stops reading lets its sender queue "
+                     "without bound");
+        return 0;
+    }
+    if (auto missing = backpressure_unavailable(); !missing.empty()) {
+        spdlog::warn("this kernel cannot bound redirected data a receiver has not read ({}); a receiver that stops "
+                     "reading lets its sender queue without bound",
+                     missing);
+        return limit;
+    }
+    spdlog::info("backpressure: a direction whose receiver holds over {} unread redirected bytes moves to TCP",
+                 limit);
+    return limit;
+}
+
 } // namespace
 
 void run_daemon(const DaemonConfig& config)
@@ -171,7 +192,7 @@ void run_daemon(const DaemonConfig& config)
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
     datapath.collect_stale_pairs();
     datapath.remember_inherited_pairs();
-    datapath.resume_redirects();
+    datapath.resume_redirects(max_queued_bytes(config));
     datapath.attach_sk_msg();
     policy.install(datapath.policy_maps()); // in force before the first connection is decided
     Fd cgroup_fd = open_cgroup_dir(cgroup);

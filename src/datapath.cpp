@@ -221,12 +221,13 @@ std::size_t Datapath::collect_inherited_pairs()
     return watched.size();
 }
 
-void Datapath::resume_redirects()
+void Datapath::resume_redirects(std::uint64_t max_queued_bytes)
 {
     std::uint32_t zero = 0;
     struct smd_control control {};
+    control.max_queued_bytes = max_queued_bytes;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.smd_control), &zero, &control, BPF_ANY) != 0)
-        throw_errno(errno, "clear the drain flag in smd_control");
+        throw_errno(errno, "write smd_control (drain flag off, backpressure limit)");
 }
 
 void Datapath::publish_info(const struct smd_info& info)

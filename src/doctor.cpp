@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/error.hpp"
@@ -188,6 +189,14 @@ DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
     for (const auto& [name, supported] : facts.helpers)
         add(report, "helper " + name, supported ? CheckStatus::ok : CheckStatus::fail,
             supported ? "available" : "not available to this program type", supported ? "" : "use Linux 5.15 or newer");
+    if (facts.backpressure_missing.empty())
+        add(report, "backpressure", CheckStatus::ok,
+            "sk_msg reads the receiver's redirect queue (sk_psock.msg_tot_len, bpf_rdonly_cast)");
+    else
+        add(report, "backpressure", CheckStatus::warn,
+            facts.backpressure_missing + ": a receiver that stops reading lets its sender queue without bound",
+            "use a kernel whose struct sk_psock has msg_tot_len and that has bpf_rdonly_cast (6.2 or newer), or "
+            "scope sockmapd to trusted readers with a policy");
     return report;
 }
 
@@ -255,10 +264,12 @@ void probe_kernel(EnvironmentFacts& facts)
              HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie (sock_ops)"},
              HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set (sock_ops)"},
              HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns (sock_ops)"},
+             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock (sock_ops)"},
              HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash (sk_msg)"},
              HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sk_msg)"},
          })
         facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
+    facts.backpressure_missing = backpressure_unavailable();
 }
 
 EnvironmentFacts probe_environment(const std::string& cgroup, const std::string& pin_path)

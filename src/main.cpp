@@ -62,6 +62,10 @@ int main(int argc, char** argv)
     app.add_option("--policy", config.policy_path,
                    "YAML file saying which connections to accelerate (docs/policy.md); reloaded on SIGHUP and "
                    "when it changes; default: accelerate every local pair");
+    app.add_option("--max-queued-bytes", config.max_queued_bytes,
+                   "unread redirected bytes a receiver may hold before its sender moves to TCP, where the receive "
+                   "window bounds it (suffixes KiB, MiB, GiB; 0: no limit; default: tcp_rmem's plus tcp_wmem's maximum, what TCP buffers)")
+        ->transform(CLI::AsSizeValue(false));
     bool check = false, check_json = false;
     app.add_flag("--check", check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
     app.add_flag("--json", check_json, "with --check: machine-readable report");

@@ -40,6 +40,8 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_insert_failures_total", "key_collision"}, // SMD_CTR_KEY_COLLISION
     {"sockmapd_pairs_closed_total", nullptr},            // SMD_CTR_PAIRS_CLOSED
     {"sockmapd_policy_bypassed_total", nullptr},         // SMD_CTR_POLICY_BYPASSED
+    {"sockmapd_fallback_messages_total", "backpressure"}, // SMD_CTR_FALLBACK_BACKPRESSURE
+    {"sockmapd_backpressure_resumed_total", nullptr},    // SMD_CTR_BACKPRESSURE_RESUMED
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -62,6 +64,8 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_skipped_not_local_total", "Established sockets not inserted: their peer is not a local socket in scope."},
     {"sockmapd_early_data_total", "Connections that sent data before insertion (TCP Fast Open)."},
     {"sockmapd_policy_bypassed_total", "Local connections the policy kept on TCP (both ends local, rule said bypass)."},
+    {"sockmapd_backpressure_resumed_total",
+     "Directions moved to TCP by backpressure that went back to the redirect once their receiver caught up."},
 };
 
 std::string format_value(std::uint64_t value)

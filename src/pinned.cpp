@@ -74,7 +74,8 @@ PinnedDatapath::PinnedDatapath(const std::string& pin_path)
       hints_(open_pinned_map(pin_path, "smd_hints")),
       counters_(open_pinned_map(pin_path, "smd_counters")),
       info_(open_pinned_map(pin_path, "smd_info")),
-      sk_ctx_(open_pinned_map(pin_path, "smd_sk_ctx"))
+      sk_ctx_(open_pinned_map(pin_path, "smd_sk_ctx")),
+      control_(bpf_obj_get((pin_path + "/smd_control").c_str()))
 {
     sk_ctx_id_ = map_info(sk_ctx_.get()).id;
     auto sockhash_info = map_info(sockhash_.get());
@@ -156,6 +157,10 @@ StatusReport PinnedDatapath::status() const
     report.half_pairs = now.half_pairs;
     report.counters = counters();
     report.programs = programs_using(sockhash_id_);
+    struct smd_control control {};
+    std::uint32_t zero = 0;
+    if (control_ && bpf_map_lookup_elem(control_.get(), &zero, &control) == 0)
+        report.control = control;
     return report;
 }
 
@@ -174,6 +179,13 @@ std::string format_status_json(const StatusReport& report)
     out["sockets"] = report.sockets;
     out["pairs"] = report.pairs;
     out["half_pairs"] = report.half_pairs;
+    if (report.control) {
+        out["max_queued_bytes"] = report.control->max_queued_bytes;
+        out["draining"] = (report.control->flags & SMD_CONTROL_DRAIN) != 0;
+    } else {
+        out["max_queued_bytes"] = nullptr;
+        out["draining"] = nullptr;
+    }
     auto& counters = out["counters"] = nlohmann::ordered_json::object();
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         counters[std::string(counter_name(static_cast<enum smd_counter>(i)))] = report.counters[i];
@@ -200,6 +212,13 @@ std::string format_status_text(const StatusReport& report)
     }
     out << "sockets:     " << report.sockets << " of " << report.max_sockets << " in smd_sockhash\n";
     out << "pairs:       " << report.pairs << " active, " << report.half_pairs << " waiting for their peer\n";
+    if (report.control && (report.control->flags & SMD_CONTROL_DRAIN))
+        out << "redirects:   draining (sockmapctl uninstall): every direction moves to TCP\n";
+    else if (report.control && report.control->max_queued_bytes)
+        out << "redirects:   a direction moves to TCP when its receiver holds over "
+            << report.control->max_queued_bytes << " unread bytes\n";
+    else if (report.control)
+        out << "redirects:   no backpressure limit (--max-queued-bytes 0)\n";
     out << "programs:\n";
     for (const auto& p : report.programs)
         out << "  " << p.id << " " << p.name << " (" << p.type << ") runs " << p.run_count << ", "

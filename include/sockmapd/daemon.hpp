@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "sockmapd/shared.h"
@@ -16,6 +17,9 @@ struct DaemonConfig {
     std::string metrics_address; // HOST:PORT of /metrics, /healthz, /readyz; empty: no HTTP server
     std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
     std::string policy_path; // empty: the built-in default policy (accelerate every local pair)
+    // Unread redirected bytes a receiver may hold before its sender moves to TCP; nullopt: net.ipv4.tcp_rmem's
+    // maximum; 0: no limit.
+    std::optional<std::uint64_t> max_queued_bytes;
 };
 
 // Blocks until SIGTERM or SIGINT. Throws sockmapd::Error on anything that keeps it from running;

@@ -45,8 +45,9 @@ public:
     void remember_inherited_pairs();
     std::size_t collect_inherited_pairs();
 
-    // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set.
-    void resume_redirects();
+    // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set, and sets the backpressure
+    // limit: a direction whose receiver holds more than max_queued_bytes unread moves to TCP (0: no limit).
+    void resume_redirects(std::uint64_t max_queued_bytes);
 
     void publish_info(const struct smd_info& info);
 

@@ -57,6 +57,7 @@ struct StatusReport {
     std::uint64_t half_pairs = 0;     // active end in, passive not (yet)
     CounterValues counters{};
     std::vector<ProgramInfo> programs;
+    std::optional<struct smd_control> control; // drain flag and backpressure limit, if pinned
 };
 
 class PinnedDatapath {
@@ -84,6 +85,7 @@ private:
 
     std::string pin_path_;
     Fd sockhash_, pairs_, hints_, counters_, info_, sk_ctx_;
+    Fd control_; // not pinned by the sockmapd versions before the drain switch
     MapCapacities capacities_;
     std::uint32_t sockhash_id_ = 0;
     std::uint32_t sk_ctx_id_ = 0;

@@ -76,10 +76,17 @@ struct smd_pair_state {
 	__u32 flags;         /* SMD_PAIR_* */
 	__u32 policy_slot;   /* the policy slot the active end was matched against */
 	struct smd_policy_match active_match;
+	__u64 sk[2];         /* kernel address of each end's struct sock by role, 0 until inserted: sk_msg reads
+	                        the receiver's redirect queue through it (never dereferenced by user space) */
 };
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
-#define SMD_CTX_TCP_PINNED (1u << 0) /* this direction used the TCP path once: never redirect again */
+#define SMD_CTX_TCP_PINNED (1u << 0)   /* this direction used the TCP path once: never redirect again */
+#define SMD_CTX_BACKPRESSURE (1u << 1) /* ... because its receiver had too much unread (with TCP_PINNED); may
+                                          redirect again once the receiver has read every TCP byte */
+
+/* What one queued sk_msg costs the receiver's node besides its payload (struct sk_msg, from kmalloc-1k). */
+#define SMD_MSG_OVERHEAD 1024
 
 struct smd_sock_ctx {
 	struct smd_sock_key key;
@@ -88,6 +95,7 @@ struct smd_sock_ctx {
 	__u64 passed_bytes;     /* bytes this socket sent on the TCP path while in the sockhash */
 	__u32 flags;            /* SMD_CTX_* */
 	__u32 pad;
+	__u64 peer_sk;          /* the peer's smd_pair_state.sk, cached by sk_msg once known */
 };
 
 /* Per-CPU counters, indexes into smd_counters.value[]. Keep names in counters.cpp in the same order. */
@@ -108,6 +116,8 @@ enum smd_counter {
 	SMD_CTR_KEY_COLLISION,         /* two connections produced one pair key */
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
+	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread */
+	SMD_CTR_BACKPRESSURE_RESUMED,  /* directions back on the redirect: their receiver read every TCP byte */
 	SMD_CTR_MAX,
 };
 
@@ -207,12 +217,15 @@ struct smd_info {
 	char version[SMD_INFO_VERSION_MAX];
 };
 
-/* The one entry of smd_control: written by sockmapctl uninstall, read by sk_msg on every send. */
+/* The one entry of smd_control: written by the daemon and sockmapctl uninstall, read by sk_msg on every send. */
 #define SMD_CONTROL_DRAIN (1u << 0) /* stop redirecting: every direction moves to TCP for good */
 
 struct smd_control {
 	__u32 flags; /* SMD_CONTROL_* */
 	__u32 pad;
+	/* A direction whose receiver holds more than this many unread redirected bytes (payload plus
+	 * SMD_MSG_OVERHEAD per message) moves to TCP for good, where the receive window bounds it. 0: no limit. */
+	__u64 max_queued_bytes;
 };
 
 #endif /* SOCKMAPD_SHARED_H */

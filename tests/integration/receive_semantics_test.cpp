@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "modes.hpp"
+#include "sockmapd/backpressure.hpp"
+#include "sockmapd/shared.h"
 
 namespace smdtest {
 namespace {
@@ -548,10 +550,12 @@ TEST_F(ReceiveSemantics, MsgWaitallRecorded)
 }
 
 // How far a sender gets while its peer reads nothing. Plain TCP stops at about the receive window plus the
-// send buffer; the redirect charges the receiver's memory, not the sender's buffer. Recorded, not asserted.
-TEST_F(ReceiveSemantics, SenderBackpressureWithAnIdleReaderRecorded)
+// send buffer. With sockmapd the redirect queue grows to the daemon's default --max-queued-bytes, then the
+// direction moves to TCP and the window stops the writer (design.md, "Backpressure").
+TEST_F(ReceiveSemantics, SenderWithAnIdleReaderIsStoppedByTheDefaultBackpressure)
 {
-    constexpr std::uint64_t kCap = 64ull << 20;
+    std::uint64_t accepted_baseline = 0;
+    const std::uint64_t kCap = std::max<std::uint64_t>(64ull << 20, 2 * sockmapd::default_max_queued_bytes());
     for (Mode mode : kModes) {
         enter(mode);
         auto pair = open_pair("127.0.0.1");
@@ -594,7 +598,17 @@ TEST_F(ReceiveSemantics, SenderBackpressureWithAnIdleReaderRecorded)
         EXPECT_TRUE(digest_is(received.digest, sent)) << label(mode, "stream damaged after the reader caught up");
         EXPECT_TRUE(digest_is(received.digest, expected_digest(11, accepted)));
         pair = {};
-        expect_redirected(accepted);
+        EXPECT_TRUE(blocked) << label(mode, "the writer was never stopped");
+        if (!accelerated()) {
+            accepted_baseline = accepted;
+            continue;
+        }
+        std::uint64_t limit = daemon().status()["max_queued_bytes"].get<std::uint64_t>();
+        EXPECT_EQ(limit, sockmapd::default_max_queued_bytes()) << "tcp_rmem max + tcp_wmem max";
+        EXPECT_LE(accepted, limit + 64 * 1024 + 2 * accepted_baseline);
+        EXPECT_EQ(moved_since_enter("fallback_backpressure"), 1u);
+        // 64 KiB writes: the 1 KiB charged per queued message is 1.6% of the limit.
+        EXPECT_GE(moved_since_enter("redirected_bytes") * 100, limit * 97) << "moved to TCP well below the limit";
     }
 }
 
@@ -619,12 +633,17 @@ long unreclaimable_slab_kib()
 }
 
 // Each redirected send becomes one queued message in the receiver's psock, with its own allocation; the
-// receive memory accounting charges only the payload. 100k 1-byte sends to a reader that reads nothing:
-// recorded as the machine-wide growth of unreclaimable slab memory (noisy, so not asserted).
-TEST_F(ReceiveSemantics, OneByteSendsToAnIdleReaderKernelMemoryRecorded)
+// receive memory accounting charges only the payload. 100k 1-byte sends to a reader that reads nothing: the
+// backpressure counts about 1 KiB per queued message, so the redirect takes at most --max-queued-bytes / 1 KiB
+// of them before the direction moves to TCP. The machine-wide growth of unreclaimable slab memory is recorded
+// (noisy, so not asserted).
+TEST_F(ReceiveSemantics, OneByteSendsToAnIdleReaderAreBoundedByTheirKernelMemory)
 {
     constexpr int kSends = 100000;
+    constexpr std::uint64_t kLimit = 8 * 1024 * 1024;
     for (Mode mode : kModes) {
+        if (mode == Mode::Accelerated)
+            daemon().start({"--max-queued-bytes", "8MiB"});
         enter(mode);
         auto pair = open_pair("127.0.0.1");
         long slab_before = unreclaimable_slab_kib();
@@ -646,7 +665,12 @@ TEST_F(ReceiveSemantics, OneByteSendsToAnIdleReaderKernelMemoryRecorded)
         EXPECT_EQ(received.error, "");
         EXPECT_EQ(received.digest.length, static_cast<std::uint64_t>(accepted));
         pair = {};
-        expect_redirected(accepted);
+        if (!accelerated())
+            continue;
+        EXPECT_EQ(moved_since_enter("fallback_backpressure"), 1u);
+        auto redirected = moved_since_enter("redirected_messages");
+        EXPECT_GT(redirected, kLimit / (2 * (SMD_MSG_OVERHEAD + 1))) << "moved to TCP far below the limit";
+        EXPECT_LE(redirected, kLimit / (SMD_MSG_OVERHEAD + 1) + 1) << "queued past the limit";
     }
 }
 

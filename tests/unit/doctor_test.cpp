@@ -92,6 +92,20 @@ TEST(Doctor, ForeignSockOpsAndCiliumAreWarnedConflicts)
     EXPECT_EQ(text.find("ok    conflicts"), std::string::npos) << text;
 }
 
+// Without a way to read the receiver's queue the data path still works, unbounded for a stalled reader: a warning.
+TEST(Doctor, MissingBackpressureIsAWarningThatSaysWhatIsUnbounded)
+{
+    auto facts = healthy();
+    facts.backpressure_missing = "struct sk_psock has no msg_tot_len";
+    auto report = evaluate(facts);
+    EXPECT_TRUE(report.usable());
+    const CheckResult* warned = find_check(report, "backpressure", CheckStatus::warn);
+    ASSERT_NE(warned, nullptr);
+    EXPECT_NE(warned->detail.find("msg_tot_len"), std::string::npos) << warned->detail;
+    EXPECT_NE(warned->detail.find("without bound"), std::string::npos) << warned->detail;
+    EXPECT_FALSE(warned->remedy.empty());
+}
+
 // Known bugs apply below the release that fixed them; none listed today is on sockmapd's data path.
 TEST(Doctor, KnownBugsApplyBelowTheirFixingRelease)
 {

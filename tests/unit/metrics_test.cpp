@@ -74,6 +74,7 @@ sockmapd_redirected_bytes_total 105
 sockmapd_fallback_messages_total{reason="no_peer"} 106
 sockmapd_fallback_messages_total{reason="pinned"} 107
 sockmapd_fallback_messages_total{reason="no_context"} 108
+sockmapd_fallback_messages_total{reason="backpressure"} 116
 # HELP sockmapd_fallback_bytes_total Bytes in messages passed to TCP, all reasons.
 # TYPE sockmapd_fallback_bytes_total counter
 sockmapd_fallback_bytes_total 109
@@ -94,6 +95,9 @@ sockmapd_early_data_total 110
 # HELP sockmapd_policy_bypassed_total Local connections the policy kept on TCP (both ends local, rule said bypass).
 # TYPE sockmapd_policy_bypassed_total counter
 sockmapd_policy_bypassed_total 115
+# HELP sockmapd_backpressure_resumed_total Directions moved to TCP by backpressure that went back to the redirect once their receiver caught up.
+# TYPE sockmapd_backpressure_resumed_total counter
+sockmapd_backpressure_resumed_total 117
 # HELP sockmapd_policy_decisions_total Connections between two local sockets decided by each rule of the policy in force (rule="default": no rule matched). Starts from 0 when a policy is loaded.
 # TYPE sockmapd_policy_decisions_total counter
 sockmapd_policy_decisions_total{rule="istio",action="accelerate"} 41
@@ -168,7 +172,7 @@ TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
             EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
         }
     }
-    EXPECT_EQ(types.size(), 22u);
+    EXPECT_EQ(types.size(), 23u);
 }
 
 TEST(RenderMetrics, LargeCountersAreExactIntegers)

@@ -22,8 +22,8 @@ static_assert(sizeof(smd_sock_key) == 32 && kNoPadding<smd_sock_key>);
 static_assert(sizeof(smd_sock_key) == sizeof(smd_pair_key) + 4 + 4);
 static_assert(sizeof(smd_hint_key) == 32 && kNoPadding<smd_hint_key>);
 static_assert(sizeof(smd_hint_key) == 8 + 4 * 4 + 2 + 2 + 4);
-static_assert(sizeof(smd_pair_state) == 56 && kNoPadding<smd_pair_state>);
-static_assert(sizeof(smd_pair_state) == 8 * 2 + 8 + 4 + 4 + sizeof(smd_policy_match));
+static_assert(sizeof(smd_pair_state) == 72 && kNoPadding<smd_pair_state>);
+static_assert(sizeof(smd_pair_state) == 8 * 2 + 8 + 4 + 4 + sizeof(smd_policy_match) + 8 * 2);
 static_assert(sizeof(smd_policy_match) == 24);
 static_assert(sizeof(smd_policy_slot) == 56 && kNoPadding<smd_policy_slot>);
 static_assert(sizeof(smd_policy_uid_key) == 8 && kNoPadding<smd_policy_uid_key>);
@@ -31,8 +31,8 @@ static_assert(sizeof(smd_policy_cgroup_key) == 16 && kNoPadding<smd_policy_cgrou
 static_assert(sizeof(smd_policy_cidr_key) == 24 && kNoPadding<smd_policy_cidr_key>);
 static_assert(sizeof(smd_policy_rule) == 264 && kNoPadding<smd_policy_rule>);
 static_assert(sizeof(smd_policy_ctl) == 352 && kNoPadding<smd_policy_ctl>);
-static_assert(sizeof(smd_sock_ctx) == 64 && kNoPadding<smd_sock_ctx>);
-static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4);
+static_assert(sizeof(smd_sock_ctx) == 72 && kNoPadding<smd_sock_ctx>);
+static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4 + 8);
 static_assert(sizeof(smd_counters) == 8 * SMD_CTR_MAX && kNoPadding<smd_counters>);
 static_assert(sizeof(smd_info) == 4 + 4 + 8 + 8 + SMD_INFO_PATH_MAX + SMD_INFO_VERSION_MAX && kNoPadding<smd_info>);
 
@@ -40,10 +40,11 @@ static_assert(sizeof(smd_info) == 4 + 4 + 8 + 8 + SMD_INFO_PATH_MAX + SMD_INFO_V
 static_assert(offsetof(smd_pair_key, active_seq) == 8 && offsetof(smd_pair_key, active_port) == 16);
 static_assert(offsetof(smd_sock_key, role) == 24);
 static_assert(offsetof(smd_hint_key, addr) == 8 && offsetof(smd_hint_key, port) == 24);
-static_assert(offsetof(smd_pair_state, flags) == 24);
+static_assert(offsetof(smd_pair_state, flags) == 24 && offsetof(smd_pair_state, sk) == 56);
 static_assert(offsetof(smd_sock_ctx, redirected_bytes) == 32 && offsetof(smd_sock_ctx, flags) == 56);
 static_assert(offsetof(smd_info, cgroup_path) == 24 && offsetof(smd_info, version) == 24 + SMD_INFO_PATH_MAX);
-static_assert(sizeof(smd_control) == 8 && kNoPadding<smd_control>);
+static_assert(sizeof(smd_control) == 16 && kNoPadding<smd_control>);
+static_assert(offsetof(smd_control, max_queued_bytes) == 8);
 
 TEST(SharedLayout, PairFlagsAreDistinctBits)
 {

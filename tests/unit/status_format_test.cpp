@@ -30,6 +30,7 @@ StatusReport sample_report()
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         report.counters[i] = 1000 + i;
     report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
+    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736};
     return report;
 }
 
@@ -47,6 +48,24 @@ TEST(FormatStatusJson, ParsesAndCarriesEveryField)
     EXPECT_EQ(out["sockets"], 6);
     EXPECT_EQ(out["pairs"], 2);
     EXPECT_EQ(out["half_pairs"], 1);
+    EXPECT_EQ(out["max_queued_bytes"], 37748736);
+    EXPECT_EQ(out["draining"], false);
+}
+
+// smd_control: the backpressure limit in force, a drain in progress, or pins too old to have the map.
+TEST(FormatStatus, RedirectsLineAndKeysFollowSmdControl)
+{
+    StatusReport report = sample_report();
+    EXPECT_CONTAINS(format_status_text(report),
+                    "redirects:   a direction moves to TCP when its receiver holds over 37748736 unread bytes\n");
+    report.control->max_queued_bytes = 0;
+    EXPECT_CONTAINS(format_status_text(report), "redirects:   no backpressure limit (--max-queued-bytes 0)\n");
+    report.control->flags = SMD_CONTROL_DRAIN;
+    EXPECT_CONTAINS(format_status_text(report), "redirects:   draining (sockmapctl uninstall)");
+    EXPECT_EQ(json::parse(format_status_json(report))["draining"], true);
+    report.control.reset();
+    EXPECT_NOT_CONTAINS(format_status_text(report), "redirects:");
+    EXPECT_EQ(json::parse(format_status_json(report))["max_queued_bytes"], nullptr);
 }
 
 TEST(FormatStatusJson, CountersAreKeyedByEveryCounterName)

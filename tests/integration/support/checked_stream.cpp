@@ -45,10 +45,10 @@ ssize_t StreamSource::send_some(int fd)
     return r;
 }
 
-ssize_t StreamSink::recv_some(int fd, std::size_t max)
+ssize_t StreamSink::recv_with(int fd, std::size_t max, int flags)
 {
     std::uint8_t* buf = scratch(0);
-    ssize_t r = ::recv(fd, buf, std::min(max, kScratch), MSG_DONTWAIT);
+    ssize_t r = ::recv(fd, buf, std::min(max, kScratch), flags);
     if (r <= 0)
         return r;
     auto n = static_cast<std::size_t>(r);

@@ -3,6 +3,7 @@
 // and damage is reported with its offset. No per-stream buffers: thousands of them fit in memory.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -42,7 +43,9 @@ public:
     explicit StreamSink(std::uint64_t seed) : stream_(seed) {}
 
     // One non-blocking recv() of at most `max` bytes, checked: what recv() returned, errno kept.
-    ssize_t recv_some(int fd, std::size_t max);
+    ssize_t recv_some(int fd, std::size_t max) { return recv_with(fd, max, MSG_DONTWAIT); }
+    // The same with the caller's recv() flags (a blocking MSG_WAITALL read, say).
+    ssize_t recv_with(int fd, std::size_t max, int flags);
     std::uint64_t received() const { return received_; }
     // Offset of the first byte that differs from the stream; nullopt while everything matched.
     std::optional<std::uint64_t> first_mismatch() const { return first_mismatch_; }
