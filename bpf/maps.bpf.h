@@ -54,7 +54,8 @@ struct {
 	__type(value, struct smd_info);
 } smd_info SEC(".maps") __weak;
 
-/* Uninstall's drain switch (SMD_CONTROL_DRAIN); written by user space only, zeroed by every daemon start. */
+/* Redirect control: the drain switch (SMD_CONTROL_DRAIN, set by uninstall) and the backpressure limit; written by
+ * user space only: every daemon start clears the drain flag and writes its --max-queued-bytes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -6,7 +6,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key, value or meaning changes: a daemon refuses pins of another ABI. */
-#define SMD_ABI_VERSION 2
+#define SMD_ABI_VERSION 3
 
 /* Default sizes; the daemon may override max_entries before load. */
 #define SMD_DEFAULT_MAX_SOCKETS 65536

@@ -639,6 +639,7 @@ TEST_F(Install, LaysOutBinariesUnitSettingsAndDocs)
           "/etc/sockmapd/sockmapd.env", "/usr/share/doc/sockmapd/install.md", "/usr/share/doc/sockmapd/README.md",
           "/usr/share/doc/sockmapd/examples/sockmapd.env", "/usr/share/doc/sockmapd/examples/kubernetes/daemonset.yaml",
           "/usr/share/doc/sockmapd/examples/Dockerfile", "/usr/share/doc/sockmapd/policy.md",
+          "/usr/share/doc/sockmapd/operations.md", "/usr/share/doc/sockmapd/metrics.md",
           "/usr/share/doc/sockmapd/examples/policies/istio.yaml"})
         EXPECT_TRUE(files.count(expected)) << expected << " not installed; installed:\n" << join(std::vector<std::string>(files.begin(), files.end()));
 
