@@ -19,6 +19,14 @@ static __always_inline int pass_to_tcp(struct smd_sock_ctx *ctx, enum smd_counte
 	return SK_PASS;
 }
 
+static __always_inline bool smd_draining(void)
+{
+	__u32 zero = 0;
+	struct smd_control *control = bpf_map_lookup_elem(&smd_control, &zero);
+
+	return control && (control->flags & SMD_CONTROL_DRAIN);
+}
+
 SEC("sk_msg")
 int smd_sk_msg(struct sk_msg_md *msg)
 {
@@ -34,7 +42,7 @@ int smd_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 	if (ctx->flags & SMD_CTX_TCP_PINNED) {
-		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || !smd_may_resume(msg, ctx))
+		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || smd_draining() || !smd_may_resume(msg, ctx))
 			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
 		ctx->flags &= ~(SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE);
 		smd_count(SMD_CTR_BACKPRESSURE_RESUMED, 1);
