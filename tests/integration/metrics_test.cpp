@@ -321,18 +321,22 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
         for (std::string line; std::getline(in, line);)
             if (line.rfind("sockmapd_", 0) == 0 &&
                 (line.find("insert") != std::string::npos || line.find("skipped") != std::string::npos ||
-                 line.find("syn_hints") != std::string::npos || line.find("policy_") != std::string::npos ||
+                 line.find("hints") != std::string::npos || line.find("policy_") != std::string::npos ||
                  line.find("pairs") != std::string::npos || line.find("sockets") != std::string::npos))
                 lines += line + "\n";
         return lines;
     };
-    // The scrape's own connection is a local pair too, and usually paired (+2 sockets, +1 pair). Right after a
-    // burst of 30000 connections the LRU hint map (16384 entries, per-CPU free lists) can evict its SYN hint
-    // before connect() completes; the scrape connection then stays on TCP (skipped_not_local), which is the
-    // documented best-effort behaviour of hints. Seen about 1 run in 10 here.
+    // The scrape's own connection is a local pair too, and usually paired (+2 sockets, +1 pair). In about 1 run
+    // in 5 right after the burst it is not: its SYN was counted (syn_hints) and no hint was refused
+    // (hints_full 0, smd_hints is a plain hash since the hint-aging change: nothing evicts), yet its active end
+    // found no hint (skipped_not_local 2). So the LRU was not the cause; the cause is open (docs/design.md,
+    // limitations). Both outcomes are accepted and recorded; a refused hint is not.
     auto sockets = value(reply, "sockmapd_sockets");
     EXPECT_TRUE(sockets == 2u * kPairs + 2 || sockets == 2u * kPairs) << sockets << "\n" << why();
     EXPECT_EQ(value(reply, "sockmapd_pairs"), kPairs + (sockets == 2u * kPairs + 2 ? 1u : 0u));
+    record("scrape_connection_paired", sockets == 2u * kPairs + 2 ? "yes" : "no");
+    EXPECT_EQ(value(reply, "sockmapd_insert_failures_total{reason=\"hints_full\"}"), 0u) << why();
+    EXPECT_EQ(value(reply, "sockmapd_hints"), 0u) << "every handshake, the scrape's included, has completed:\n" << why();
     record("scrape_ms_60002_sockets_worst_of_5", static_cast<long long>(worst_ms));
     record("scrape_map_walk_us_worst_of_5", static_cast<long long>(worst_walk_s * 1e6));
     EXPECT_LT(worst_ms, 1000.0) << "a scrape of a full sockhash should stay well under Prometheus' timeout";
