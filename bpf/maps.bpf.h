@@ -23,12 +23,17 @@ struct {
 	__type(value, struct smd_pair_state);
 } smd_pairs SEC(".maps") __weak;
 
-/* Client endpoints a local listener in scope has seen a SYN from; LRU so abandoned SYNs age out. */
+/*
+ * Client endpoints a local listener in scope has seen a SYN from. A plain hash, not an LRU: a full map refuses
+ * new hints (counted) instead of evicting live ones at random, and the daemon deletes hints of handshakes that
+ * never completed once they are older than --hint-max-age. Not preallocated: it is nearly empty outside bursts.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SMD_DEFAULT_MAX_HINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct smd_hint_key);
-	__type(value, __u64);
+	__type(value, struct smd_hint);
 } smd_hints SEC(".maps") __weak;
 
 /* Per-socket context read by sk_msg; freed by the kernel with the socket. */

@@ -12,27 +12,43 @@ static __always_inline void hint_key_for_syn(struct bpf_sock_ops *skops, struct 
 	key->port = bpf_ntohl(skops->remote_port);
 }
 
+static __always_inline void copy_addr(__u32 to[4], const __u32 from[4])
+{
+	to[0] = from[0];
+	to[1] = from[1];
+	to[2] = from[2];
+	to[3] = from[3];
+}
+
 /*
  * A listener in scope got a SYN. A request socket has no reliable family for IPv4 clients of a
  * dual-stack listener (it keeps the listener's AF_INET6 but only fills the IPv4 address), so an
- * IPv6 request records both readings; the wrong one names no real endpoint and ages out.
+ * IPv6 request records both readings; the wrong one names no real endpoint. Each entry names the
+ * other as its partner, so the accepted socket deletes both. A full map refuses the hint: counted,
+ * and that connection stays on TCP.
  */
 static __always_inline void record_syn_hint(struct bpf_sock_ops *skops)
 {
 	struct smd_hint_key key;
-	__u64 seen = 1;
+	struct smd_hint hint = {};
+	__u32 mapped[4], raw[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+				   skops->remote_ip6[3]};
+	long err;
 
 	hint_key_for_syn(skops, &key);
-	smd_v4_mapped(key.addr, skops->remote_ip4);
-	bpf_map_update_elem(&smd_hints, &key, &seen, BPF_ANY);
+	hint.syn_ns = bpf_ktime_get_ns();
+	smd_v4_mapped(mapped, skops->remote_ip4);
+	copy_addr(key.addr, mapped);
+	copy_addr(hint.partner, skops->family == SMD_AF_INET6 ? raw : mapped);
+	err = bpf_map_update_elem(&smd_hints, &key, &hint, BPF_ANY);
 	if (skops->family == SMD_AF_INET6) {
-		key.addr[0] = skops->remote_ip6[0];
-		key.addr[1] = skops->remote_ip6[1];
-		key.addr[2] = skops->remote_ip6[2];
-		key.addr[3] = skops->remote_ip6[3];
-		bpf_map_update_elem(&smd_hints, &key, &seen, BPF_ANY);
+		copy_addr(key.addr, raw);
+		copy_addr(hint.partner, mapped);
+		err |= bpf_map_update_elem(&smd_hints, &key, &hint, BPF_ANY);
 	}
 	smd_count(SMD_CTR_SYN_HINTS, 1);
+	if (err)
+		smd_count(SMD_CTR_HINTS_FULL, 1);
 }
 
 /* Addresses and port read as plain values: the verifier rejects a context read through a pointer
@@ -212,6 +228,21 @@ static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct s
 	return true;
 }
 
+/* The handshake completed: its hint, and the other reading of a dual-stack request, are no longer needed. */
+static __always_inline void forget_syn_hint(const struct smd_hint_key *key)
+{
+	struct smd_hint_key partner = *key;
+	struct smd_hint *hint = bpf_map_lookup_elem(&smd_hints, key);
+
+	if (!hint)
+		return;
+	copy_addr(partner.addr, hint->partner);
+	bpf_map_delete_elem(&smd_hints, key);
+	if (partner.addr[0] != key->addr[0] || partner.addr[1] != key->addr[1] || partner.addr[2] != key->addr[2] ||
+	    partner.addr[3] != key->addr[3])
+		bpf_map_delete_elem(&smd_hints, &partner);
+}
+
 /* accept() side established: join the sockhash if the active end of this connection is in it. */
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 {
@@ -221,7 +252,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	__u32 flags;
 
 	hint_key_for_passive(skops, &hint);
-	bpf_map_delete_elem(&smd_hints, &hint);
+	forget_syn_hint(&hint);
 
 	key.pair.netns_cookie = hint.netns_cookie;
 	key.pair.active_seq = skops->rcv_nxt;

@@ -56,9 +56,34 @@ constexpr auto kInheritedPairsPeriod = std::chrono::seconds(2);
 // A burst of directory events (an editor's temp file and rename, a ConfigMap's ..data swap) settles first.
 constexpr auto kPolicySettle = std::chrono::milliseconds(200);
 
+// A hint is deleted between max_age and 1.5 x max_age after its SYN; the sweep is one batch read of the map.
+std::chrono::milliseconds hint_sweep_period(std::chrono::seconds max_age)
+{
+    return std::clamp<std::chrono::milliseconds>(std::chrono::milliseconds(max_age) / 2, std::chrono::seconds(1),
+                                                 kHousekeepingPeriod);
+}
+
+void expire_hints(Datapath& datapath, MetricsSource& metrics, std::chrono::seconds max_age)
+{
+    try {
+        auto start = std::chrono::steady_clock::now();
+        auto expired = datapath.expire_hints(max_age);
+        metrics.count_hints_expired(expired);
+        if (expired)
+            spdlog::debug("deleted {} SYN hints older than {} s (handshakes that never completed) in {} us", expired,
+                          max_age.count(),
+                          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                                start)
+                              .count());
+    } catch (const Error& e) {
+        spdlog::warn("cannot expire SYN hints: {}", e.what());
+    }
+}
+
 // SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and read here from a signalfd, next to the
 // policy directory's inotify fd; between events the daemon does its periodic housekeeping.
-void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl& policy)
+void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl& policy,
+                       std::chrono::seconds hint_max_age)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -78,8 +103,10 @@ void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl
     std::optional<Clock::time_point> policy_changed_at;
     bool watching_inherited = true;
     auto next_inherited_check = Clock::now() + kInheritedPairsPeriod;
+    const auto hint_period = hint_sweep_period(hint_max_age);
+    auto next_hint_sweep = Clock::now() + hint_period;
     for (;;) {
-        auto deadline = next_housekeeping;
+        auto deadline = std::min(next_housekeeping, next_hint_sweep);
         if (watching_inherited)
             deadline = std::min(deadline, next_inherited_check);
         if (policy_changed_at)
@@ -100,6 +127,10 @@ void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl
         if (watching_inherited && Clock::now() >= next_inherited_check) {
             watching_inherited = datapath.collect_inherited_pairs() > 0;
             next_inherited_check = Clock::now() + kInheritedPairsPeriod;
+        }
+        if (Clock::now() >= next_hint_sweep) {
+            expire_hints(datapath, metrics, hint_max_age);
+            next_hint_sweep = Clock::now() + hint_period;
         }
         if (Clock::now() >= next_housekeeping) {
             datapath.collect_stale_pairs();
@@ -189,8 +220,9 @@ void run_daemon(const DaemonConfig& config)
     CreatedDirectories pin_dirs(prepare_pin_path(config.pin_path, plan));
     if (!lock)
         lock.emplace(config.pin_path);
-    Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets});
+    Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets, .max_hints = config.max_hints});
     datapath.collect_stale_pairs();
+    expire_hints(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     datapath.resume_redirects(max_queued_bytes(config));
     datapath.attach_sk_msg();
@@ -208,7 +240,9 @@ void run_daemon(const DaemonConfig& config)
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);
     notify_ready("accelerating local TCP pairs in cgroup " + cgroup);
 
-    run_until_stopped(datapath, metrics, policy);
+    spdlog::info("SYN hints: up to {} in smd_hints; deleted once older than {} s", config.max_hints,
+                 config.hint_max_age.count());
+    run_until_stopped(datapath, metrics, policy, config.hint_max_age);
     notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
     metrics.datapath_down();

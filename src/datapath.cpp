@@ -5,11 +5,13 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/hints.hpp"
 #include "sockmapd/skeleton.hpp"
 #include "smd.skel.h"
 
@@ -55,6 +57,26 @@ void check_reusable(const struct bpf_map* map, const struct bpf_map_info& pinned
                 " B; expected type " + std::to_string(bpf_map__type(map)) + ", key " +
                 std::to_string(bpf_map__key_size(map)) + " B, value " + std::to_string(bpf_map__value_size(map)) +
                 " B); remove it or pass another --pin-path");
+}
+
+// smd_hints holds nothing that outlives a handshake, so a pinned one of another size, or the LRU of sockmapd
+// before hint aging, is replaced rather than reused: --max-hints applies at the next start. Returns whether
+// the pin was removed. Anything else under that name is not ours to remove, and check_reusable refuses it.
+bool replace_pinned_hints(const struct bpf_map* map, const struct bpf_map_info& pinned, const std::string& path,
+                          std::uint32_t max_hints)
+{
+    bool earlier_lru = pinned.type == BPF_MAP_TYPE_LRU_HASH && pinned.key_size == sizeof(struct smd_hint_key) &&
+                       pinned.value_size == sizeof(std::uint64_t);
+    bool resized = pinned.type == bpf_map__type(map) && pinned.key_size == bpf_map__key_size(map) &&
+                   pinned.value_size == bpf_map__value_size(map) && pinned.max_entries != max_hints;
+    if (!earlier_lru && !resized)
+        return false;
+    if (::unlink(path.c_str()) != 0)
+        throw_errno(errno, "remove pinned " + path + " to replace it");
+    spdlog::info("replacing pinned smd_hints ({}, {} entries) with a hash of {} entries; hints of handshakes in "
+                 "flight are lost",
+                 earlier_lru ? "LRU of an earlier sockmapd" : "another size", pinned.max_entries, max_hints);
+    return true;
 }
 
 void check_pinned_abi(const std::string& info_path)
@@ -112,7 +134,12 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
         if (int err = bpf_map__set_pin_path(map, path.c_str()))
             throw_errno(-err, "set pin path " + path);
         bool sized = map == skel->maps.smd_sockhash || map == skel->maps.smd_pairs;
-        if (path_exists(path)) {
+        bool hints = map == skel->maps.smd_hints;
+        if (hints)
+            bpf_map__set_max_entries(map, options.max_hints);
+        if (path_exists(path) && hints && replace_pinned_hints(map, pinned_map_info(path), path, options.max_hints)) {
+            fresh.push_back(map);
+        } else if (path_exists(path)) {
             auto pinned_info = pinned_map_info(path);
             check_reusable(map, pinned_info, path);
             if (sized) {
@@ -194,6 +221,11 @@ std::size_t Datapath::collect_stale_pairs()
     if (removed)
         spdlog::info("removed {} pair entries whose sockets closed while no daemon ran", removed);
     return removed;
+}
+
+std::size_t Datapath::expire_hints(std::chrono::nanoseconds max_age)
+{
+    return sockmapd::expire_hints(bpf_map__fd(impl_->skel->maps.smd_hints), max_age);
 }
 
 void Datapath::remember_inherited_pairs()

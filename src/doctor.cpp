@@ -250,7 +250,7 @@ void probe_kernel(EnvironmentFacts& facts)
         facts.program_types.emplace_back(name, libbpf_probe_bpf_prog_type(type, nullptr) == 1);
     struct MapProbe { enum bpf_map_type type; const char* name; };
     for (auto [type, name] : {MapProbe{BPF_MAP_TYPE_SOCKHASH, "sockhash"}, MapProbe{BPF_MAP_TYPE_SK_STORAGE, "sk_storage"},
-                              MapProbe{BPF_MAP_TYPE_HASH, "hash"}, MapProbe{BPF_MAP_TYPE_LRU_HASH, "lru_hash"},
+                              MapProbe{BPF_MAP_TYPE_HASH, "hash"},
                               MapProbe{BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"},
                               MapProbe{BPF_MAP_TYPE_ARRAY, "array"}})
         facts.map_types.emplace_back(name, libbpf_probe_bpf_map_type(type, nullptr) == 1);

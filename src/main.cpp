@@ -66,6 +66,16 @@ int main(int argc, char** argv)
                    "unread redirected bytes a receiver may hold before its sender moves to TCP, where the receive "
                    "window bounds it (suffixes KiB, MiB, GiB; 0: no limit; default: tcp_rmem's plus tcp_wmem's maximum, what TCP buffers)")
         ->transform(CLI::AsSizeValue(false));
+    app.add_option("--max-hints", config.max_hints,
+                   "capacity of smd_hints: SYNs in flight plus those of handshakes that never completed, kept until "
+                   "--hint-max-age; a SYN that finds it full is counted (hints_full) and its connection stays on TCP")
+        ->check(CLI::Range(16u, 1u << 24))
+        ->capture_default_str();
+    std::uint32_t hint_max_age_s = SMD_DEFAULT_HINT_MAX_AGE_S;
+    app.add_option("--hint-max-age", hint_max_age_s,
+                   "seconds after which the SYN hint of a handshake that did not complete is deleted")
+        ->check(CLI::Range(1u, 3600u))
+        ->capture_default_str();
     bool check = false, check_json = false;
     app.add_flag("--check", check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
     app.add_flag("--json", check_json, "with --check: machine-readable report");
@@ -77,6 +87,7 @@ int main(int argc, char** argv)
     }
     if (check)
         return sockmapd::run_doctor(config.cgroup, config.pin_path, check_json);
+    config.hint_max_age = std::chrono::seconds(hint_max_age_s);
 
     try {
         sockmapd::setup_logging(config.log_level, config.log_format);

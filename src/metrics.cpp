@@ -42,6 +42,7 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_policy_bypassed_total", nullptr},         // SMD_CTR_POLICY_BYPASSED
     {"sockmapd_fallback_messages_total", "backpressure"}, // SMD_CTR_FALLBACK_BACKPRESSURE
     {"sockmapd_backpressure_resumed_total", nullptr},    // SMD_CTR_BACKPRESSURE_RESUMED
+    {"sockmapd_insert_failures_total", "hints_full"},    // SMD_CTR_HINTS_FULL
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -185,6 +186,10 @@ std::string render_metrics(const MetricsSnapshot& s)
     out.sample("sockmapd_map_capacity", {{"map", "smd_sockhash"}}, std::uint64_t{s.capacities.sockhash});
     out.sample("sockmapd_map_capacity", {{"map", "smd_pairs"}}, std::uint64_t{s.capacities.pairs});
     out.sample("sockmapd_map_capacity", {{"map", "smd_hints"}}, std::uint64_t{s.capacities.hints});
+    out.family("sockmapd_hints", "gauge",
+               "SYN hints in smd_hints now: handshakes in flight, and hints of handshakes that never completed until "
+               "they age out.");
+    out.sample("sockmapd_hints", {}, s.fill.hints);
 
     for (const auto& family : kCounterFamilies) {
         out.family(family.name, "counter", family.help);
@@ -217,6 +222,11 @@ std::string render_metrics(const MetricsSnapshot& s)
     out.family("sockmapd_policy_loaded_timestamp_seconds", "gauge", "When the policy in force was loaded.");
     out.sample("sockmapd_policy_loaded_timestamp_seconds", {}, policy.loaded_unix);
 
+    out.family("sockmapd_hints_expired_total", "counter",
+               "SYN hints the daemon deleted because they were older than --hint-max-age: handshakes that never "
+               "completed.");
+    out.sample("sockmapd_hints_expired_total", {}, s.hints_expired);
+
     out.family("sockmapd_scrape_duration_seconds", "gauge", "Time this scrape spent reading the BPF maps.");
     out.sample("sockmapd_scrape_duration_seconds", {}, s.scrape_seconds);
     return out.take();
@@ -246,6 +256,12 @@ void MetricsSource::count_policy_reload_error()
 {
     std::lock_guard lock(mutex_);
     ++policy_reload_errors_;
+}
+
+void MetricsSource::count_hints_expired(std::uint64_t hints)
+{
+    std::lock_guard lock(mutex_);
+    hints_expired_ += hints;
 }
 
 void MetricsSource::check_capacity()
@@ -305,6 +321,7 @@ std::optional<std::string> MetricsSource::scrape() const
     snapshot.kernel = kernel_;
     snapshot.policy = policy_->read();
     snapshot.policy_reload_errors = policy_reload_errors_;
+    snapshot.hints_expired = hints_expired_;
     snapshot.scrape_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return render_metrics(snapshot);
 }

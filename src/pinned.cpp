@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/hints.hpp"
 #include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
@@ -129,6 +130,7 @@ MapFill PinnedDatapath::fill() const
         else
             ++fill.half_pairs;
     });
+    fill.hints = read_hints(hints_.get()).size();
     return fill;
 }
 
@@ -155,6 +157,8 @@ StatusReport PinnedDatapath::status() const
     report.sockets = now.sockets;
     report.pairs = now.pairs;
     report.half_pairs = now.half_pairs;
+    report.hints = now.hints;
+    report.max_hints = capacities_.hints;
     report.counters = counters();
     report.programs = programs_using(sockhash_id_);
     struct smd_control control {};
@@ -179,6 +183,8 @@ std::string format_status_json(const StatusReport& report)
     out["sockets"] = report.sockets;
     out["pairs"] = report.pairs;
     out["half_pairs"] = report.half_pairs;
+    out["hints"] = report.hints;
+    out["max_hints"] = report.max_hints;
     if (report.control) {
         out["max_queued_bytes"] = report.control->max_queued_bytes;
         out["draining"] = (report.control->flags & SMD_CONTROL_DRAIN) != 0;
@@ -212,6 +218,7 @@ std::string format_status_text(const StatusReport& report)
     }
     out << "sockets:     " << report.sockets << " of " << report.max_sockets << " in smd_sockhash\n";
     out << "pairs:       " << report.pairs << " active, " << report.half_pairs << " waiting for their peer\n";
+    out << "syn hints:   " << report.hints << " of " << report.max_hints << " in smd_hints\n";
     if (report.control && (report.control->flags & SMD_CONTROL_DRAIN))
         out << "redirects:   draining (sockmapctl uninstall): every direction moves to TCP\n";
     else if (report.control && report.control->max_queued_bytes)

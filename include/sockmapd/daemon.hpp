@@ -1,6 +1,7 @@
 // The sockmapd daemon: checks, loads and attaches the data path, then waits for signals.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@ struct DaemonConfig {
     // Unread redirected bytes a receiver may hold before its sender moves to TCP; nullopt: net.ipv4.tcp_rmem's
     // maximum; 0: no limit.
     std::optional<std::uint64_t> max_queued_bytes;
+    std::uint32_t max_hints = SMD_DEFAULT_MAX_HINTS;
+    // SYN hints older than this are deleted: their handshake never completed.
+    std::chrono::seconds hint_max_age{SMD_DEFAULT_HINT_MAX_AGE_S};
 };
 
 // Blocks until SIGTERM or SIGINT. Throws sockmapd::Error on anything that keeps it from running;

@@ -1,6 +1,7 @@
 // The loaded data path: BPF programs and pinned maps, the sk_msg attachment and the sock_ops link.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@ namespace sockmapd {
 struct DatapathOptions {
     std::string pin_path;
     std::uint32_t max_sockets = SMD_DEFAULT_MAX_SOCKETS;
+    std::uint32_t max_hints = SMD_DEFAULT_MAX_HINTS;
 };
 
 class Datapath {
@@ -38,6 +40,10 @@ public:
     // Deletes smd_pairs entries none of whose sockets is still in the sockhash: they outlived their
     // sockets while no sock_ops program ran to see the close (no daemon). Returns how many.
     std::size_t collect_stale_pairs();
+
+    // Deletes SYN hints older than max_age: their handshakes never completed (no passive end deleted them).
+    // Returns how many.
+    std::size_t expire_hints(std::chrono::nanoseconds max_age);
 
     // The pairs found at start-up may have seen their sockets' close while no daemon ran, and then lose those
     // sockets silently later: remember them (before sock_ops attaches) and check just them, often, until they

@@ -27,6 +27,7 @@ struct MetricsSnapshot {
     double scrape_seconds = 0; // time spent reading the maps for this snapshot
     PolicyReport policy;
     std::uint64_t policy_reload_errors = 0;
+    std::uint64_t hints_expired = 0; // deleted by this daemon's aging sweeps
 };
 
 // The exposition text for a snapshot: a pure function, every family with its HELP and TYPE lines.
@@ -57,6 +58,9 @@ public:
     // A policy reload failed (the previous policy stays in force): counted in sockmapd_policy_reload_errors_total.
     void count_policy_reload_error();
 
+    // The aging sweep deleted this many SYN hints: counted in sockmapd_hints_expired_total.
+    void count_hints_expired(std::uint64_t hints);
+
     // nullopt when ready (attached, pins present, maps readable), else one sentence saying why not.
     std::optional<std::string> not_ready() const;
     // The /metrics body, or nullopt while the data path is down.
@@ -67,6 +71,7 @@ private:
     std::unique_ptr<PinnedDatapath> pins_;
     std::unique_ptr<PinnedPolicy> policy_;
     std::uint64_t policy_reload_errors_ = 0;
+    std::uint64_t hints_expired_ = 0;
     std::string kernel_;
     bool nearly_full_ = false;
 };

@@ -32,6 +32,7 @@ struct MapFill {
     std::uint64_t sockets = 0;    // entries in the sockhash
     std::uint64_t pairs = 0;      // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0; // active end in, passive not (yet)
+    std::uint64_t hints = 0;      // entries in smd_hints
 };
 
 // max_entries of the sized maps; fixed for the life of a map.
@@ -55,6 +56,8 @@ struct StatusReport {
     std::uint64_t sockets = 0;        // entries in the sockhash
     std::uint64_t pairs = 0;          // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0;     // active end in, passive not (yet)
+    std::uint64_t hints = 0;          // entries in smd_hints
+    std::uint32_t max_hints = 0;
     CounterValues counters{};
     std::vector<ProgramInfo> programs;
     std::optional<struct smd_control> control; // drain flag and backpressure limit, if pinned

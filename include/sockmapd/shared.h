@@ -11,6 +11,8 @@
 /* Default sizes; the daemon may override max_entries before load. */
 #define SMD_DEFAULT_MAX_SOCKETS 65536
 #define SMD_DEFAULT_MAX_HINTS 16384
+/* Hints older than this are deleted by the daemon: the handshake that recorded them did not complete. */
+#define SMD_DEFAULT_HINT_MAX_AGE_S 30
 
 /* Which end of a TCP connection a socket is. */
 enum smd_role {
@@ -50,6 +52,15 @@ struct smd_hint_key {
 	__u16 port;    /* client port, host byte order */
 	__u16 pad0;
 	__u32 pad1;
+};
+
+/*
+ * smd_hints value. A dual-stack listener's request socket gets two entries (sockops.bpf.c, record_syn_hint);
+ * each names the other's address, so that the accepted socket, which knows only the right one, deletes both.
+ */
+struct smd_hint {
+	__u64 syn_ns;       /* bpf_ktime_get_ns() of the SYN: the daemon deletes hints older than --hint-max-age */
+	__u32 partner[4];   /* the other entry's addr, or this entry's own for a single-entry hint */
 };
 
 /* smd_pair_state.flags */
@@ -118,6 +129,7 @@ enum smd_counter {
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
 	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread */
 	SMD_CTR_BACKPRESSURE_RESUMED,  /* directions back on the redirect: their receiver read every TCP byte */
+	SMD_CTR_HINTS_FULL,            /* SYNs whose hint could not be recorded: smd_hints full */
 	SMD_CTR_MAX,
 };
 

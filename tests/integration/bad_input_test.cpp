@@ -242,6 +242,28 @@ TEST_F(BadInput, MaxSocketsOutOfRange)
     }
 }
 
+TEST_F(BadInput, MaxHintsOutOfRange)
+{
+    for (std::string value : {"0", "15", "16777217", "4294967296", "-16", "many"}) {
+        SCOPED_TRACE("--max-hints " + value);
+        std::string pins = fresh_pin_path();
+        expect_refused({"--cgroup", cgroup_path(), "--pin-path", pins, "--max-hints", value},
+                       {"--max-hints", value, "--help"});
+        EXPECT_FALSE(fs::exists(pins));
+    }
+}
+
+TEST_F(BadInput, HintMaxAgeOutOfRange)
+{
+    for (std::string value : {"0", "3601", "-1", "1.5", "30s", ""}) {
+        SCOPED_TRACE("--hint-max-age '" + value + "'");
+        std::string pins = fresh_pin_path();
+        expect_refused({"--cgroup", cgroup_path(), "--pin-path", pins, "--hint-max-age", value},
+                       {"--hint-max-age", "--help"});
+        EXPECT_FALSE(fs::exists(pins));
+    }
+}
+
 TEST_F(BadInput, UnknownFlag)
 {
     std::string pins = fresh_pin_path();
@@ -319,7 +341,8 @@ TEST(CommandLineHelp, SockmapdListsItsFlags)
     auto result = run_split({sockmapd_bin(), "--help"});
     EXPECT_EQ(result.exit_code, 0) << result.err;
     EXPECT_EQ(result.err, "");
-    for (const char* flag : {"--cgroup", "--pin-path", "--log-level", "--max-sockets", "--version", "--help"})
+    for (const char* flag : {"--cgroup", "--pin-path", "--log-level", "--max-sockets", "--max-hints", "--hint-max-age",
+                             "--version", "--help"})
         EXPECT_NE(result.out.find(flag), std::string::npos) << flag << " missing from:\n" << result.out;
 }
 

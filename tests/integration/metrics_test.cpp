@@ -321,18 +321,24 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
         for (std::string line; std::getline(in, line);)
             if (line.rfind("sockmapd_", 0) == 0 &&
                 (line.find("insert") != std::string::npos || line.find("skipped") != std::string::npos ||
-                 line.find("syn_hints") != std::string::npos || line.find("policy_") != std::string::npos ||
+                 line.find("hints") != std::string::npos || line.find("policy_") != std::string::npos ||
                  line.find("pairs") != std::string::npos || line.find("sockets") != std::string::npos))
                 lines += line + "\n";
         return lines;
     };
-    // The scrape's own connection is a local pair too, and usually paired (+2 sockets, +1 pair). Right after a
-    // burst of 30000 connections the LRU hint map (16384 entries, per-CPU free lists) can evict its SYN hint
-    // before connect() completes; the scrape connection then stays on TCP (skipped_not_local), which is the
-    // documented best-effort behaviour of hints. Seen about 1 run in 10 here.
+    // Every connection here is a local pair, the scrape's own included, and nearly all are paired. A few are not,
+    // with no hint refused (hints_full 0) and none evicted (smd_hints is a plain hash): 30000 connections over
+    // 28232 ephemeral ports make the four holders' concurrent handshakes share client ports, whose hints then
+    // collide (docs/design.md); and the scrape's connection stays unpaired in about 1 run in 5 for a reason not
+    // found yet. Both stay plain TCP; the count is recorded.
     auto sockets = value(reply, "sockmapd_sockets");
-    EXPECT_TRUE(sockets == 2u * kPairs + 2 || sockets == 2u * kPairs) << sockets << "\n" << why();
-    EXPECT_EQ(value(reply, "sockmapd_pairs"), kPairs + (sockets == 2u * kPairs + 2 ? 1u : 0u));
+    auto pairs = value(reply, "sockmapd_pairs");
+    EXPECT_EQ(sockets, 2 * pairs) << "no half pair may remain\n" << why();
+    EXPECT_LE(pairs, kPairs + 1u) << why();
+    EXPECT_GE(pairs, kPairs - 16u) << "more than a few connections unpaired\n" << why();
+    record("unpaired_of_30001", static_cast<long long>(kPairs + 1 - pairs));
+    EXPECT_EQ(value(reply, "sockmapd_insert_failures_total{reason=\"hints_full\"}"), 0u) << why();
+    EXPECT_EQ(value(reply, "sockmapd_hints"), 0u) << "every handshake, the scrape's included, has completed:\n" << why();
     record("scrape_ms_60002_sockets_worst_of_5", static_cast<long long>(worst_ms));
     record("scrape_map_walk_us_worst_of_5", static_cast<long long>(worst_walk_s * 1e6));
     EXPECT_LT(worst_ms, 1000.0) << "a scrape of a full sockhash should stay well under Prometheus' timeout";

@@ -18,7 +18,7 @@ namespace {
 MetricsSnapshot sample_snapshot()
 {
     MetricsSnapshot s;
-    s.fill = {.sockets = 6, .pairs = 2, .half_pairs = 1};
+    s.fill = {.sockets = 6, .pairs = 2, .half_pairs = 1, .hints = 4};
     s.capacities = {.sockhash = 65536, .pairs = 65536, .hints = 16384};
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         s.counters[i] = 100 + i; // distinct per counter: a swapped mapping shows up as a wrong value
@@ -33,6 +33,7 @@ MetricsSnapshot sample_snapshot()
     s.policy.default_decisions = 7;
     s.policy.rules = {{.name = "istio", .selectors = "uid=1337", .action = "accelerate", .decisions = 41}};
     s.policy_reload_errors = 2;
+    s.hints_expired = 9;
     return s;
 }
 
@@ -54,6 +55,9 @@ sockmapd_pairs_waiting 1
 sockmapd_map_capacity{map="smd_sockhash"} 65536
 sockmapd_map_capacity{map="smd_pairs"} 65536
 sockmapd_map_capacity{map="smd_hints"} 16384
+# HELP sockmapd_hints SYN hints in smd_hints now: handshakes in flight, and hints of handshakes that never completed until they age out.
+# TYPE sockmapd_hints gauge
+sockmapd_hints 4
 # HELP sockmapd_pairs_total Connections paired: both ends entered the sockhash.
 # TYPE sockmapd_pairs_total counter
 sockmapd_pairs_total 103
@@ -83,6 +87,7 @@ sockmapd_fallback_bytes_total 109
 sockmapd_insert_failures_total{reason="full"} 111
 sockmapd_insert_failures_total{reason="refused"} 112
 sockmapd_insert_failures_total{reason="key_collision"} 113
+sockmapd_insert_failures_total{reason="hints_full"} 118
 # HELP sockmapd_syn_hints_total SYNs seen by listeners in scope (hints recorded).
 # TYPE sockmapd_syn_hints_total counter
 sockmapd_syn_hints_total 100
@@ -111,6 +116,9 @@ sockmapd_policy_info{source="/etc/sockmapd/policy.yaml",sha256="ab12",generation
 # HELP sockmapd_policy_loaded_timestamp_seconds When the policy in force was loaded.
 # TYPE sockmapd_policy_loaded_timestamp_seconds gauge
 sockmapd_policy_loaded_timestamp_seconds 1790000000
+# HELP sockmapd_hints_expired_total SYN hints the daemon deleted because they were older than --hint-max-age: handshakes that never completed.
+# TYPE sockmapd_hints_expired_total counter
+sockmapd_hints_expired_total 9
 # HELP sockmapd_scrape_duration_seconds Time this scrape spent reading the BPF maps.
 # TYPE sockmapd_scrape_duration_seconds gauge
 sockmapd_scrape_duration_seconds 0.25
@@ -172,7 +180,7 @@ TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
             EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
         }
     }
-    EXPECT_EQ(types.size(), 23u);
+    EXPECT_EQ(types.size(), 25u);
 }
 
 TEST(RenderMetrics, LargeCountersAreExactIntegers)

@@ -22,6 +22,8 @@ static_assert(sizeof(smd_sock_key) == 32 && kNoPadding<smd_sock_key>);
 static_assert(sizeof(smd_sock_key) == sizeof(smd_pair_key) + 4 + 4);
 static_assert(sizeof(smd_hint_key) == 32 && kNoPadding<smd_hint_key>);
 static_assert(sizeof(smd_hint_key) == 8 + 4 * 4 + 2 + 2 + 4);
+static_assert(sizeof(smd_hint) == 24 && kNoPadding<smd_hint>);
+static_assert(offsetof(smd_hint, partner) == 8 && sizeof(smd_hint::partner) == sizeof(smd_hint_key::addr));
 static_assert(sizeof(smd_pair_state) == 72 && kNoPadding<smd_pair_state>);
 static_assert(sizeof(smd_pair_state) == 8 * 2 + 8 + 4 + 4 + sizeof(smd_policy_match) + 8 * 2);
 static_assert(sizeof(smd_policy_match) == 24);

@@ -27,6 +27,8 @@ StatusReport sample_report()
     report.sockets = 6;
     report.pairs = 2;
     report.half_pairs = 1;
+    report.hints = 3;
+    report.max_hints = SMD_DEFAULT_MAX_HINTS;
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         report.counters[i] = 1000 + i;
     report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
@@ -48,6 +50,8 @@ TEST(FormatStatusJson, ParsesAndCarriesEveryField)
     EXPECT_EQ(out["sockets"], 6);
     EXPECT_EQ(out["pairs"], 2);
     EXPECT_EQ(out["half_pairs"], 1);
+    EXPECT_EQ(out["hints"], 3);
+    EXPECT_EQ(out["max_hints"], SMD_DEFAULT_MAX_HINTS);
     EXPECT_EQ(out["max_queued_bytes"], 37748736);
     EXPECT_EQ(out["draining"], false);
 }
@@ -122,6 +126,7 @@ TEST(FormatStatusText, RunningDaemon)
     EXPECT_CONTAINS(text, "daemon:      running, pid 4242, version 0.1.0, up ");
     EXPECT_CONTAINS(text, "sockets:     6 of 65536 in smd_sockhash\n");
     EXPECT_CONTAINS(text, "pairs:       2 active, 1 waiting for their peer\n");
+    EXPECT_CONTAINS(text, "syn hints:   3 of 16384 in smd_hints\n");
     EXPECT_CONTAINS(text, "  17 smd_sockops (sock_ops) runs 12, 3400 ns\n");
     EXPECT_CONTAINS(text, "  syn_hints 1000\n");
     EXPECT_CONTAINS(text, "  pairs_closed " + std::to_string(1000 + SMD_CTR_PAIRS_CLOSED) + "\n");
