@@ -146,7 +146,7 @@ TEST_F(Uninstall, WaitsForAReaderThatReadsOnlyAfterUninstallStarted)
     daemon().stop();
 
     Process uninstall({sockmapctl_bin(), "uninstall", "--pin-path", daemon().pin_path(), "--timeout", "30"},
-                      {.output_file = daemon().log_path() + ".uninstall"});
+                      {.netns = "", .uid = std::nullopt, .output_file = daemon().log_path() + ".uninstall"});
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     EXPECT_TRUE(uninstall.running()) << "uninstall finished while 4 MiB were unread";
     EXPECT_EQ(queued_in(pair.server.get()), static_cast<int>(4 * kMiB)) << "uninstall must not touch unread data";
