@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # BPF run time per program run, with and without a daemon option, in one run: the daemon from --build-dir
 # attaches to a cgroup of its own, smd_bench rr runs inside it, and the kernel's run-time statistics
-# (kernel.bpf_stats_enabled, on only while measuring) give ns per sk_msg and sock_ops run.
+# (kernel.bpf_stats_enabled, on only while measuring) give ns per sk_msg and sock_ops run. Client and server
+# threads share CPU 0, as bench/run.sh pins them: cross-vCPU wake-ups in a VM swamp what is measured.
 #   sudo bench/prog-cost.sh [--rounds N] [--count N] [--build-dir DIR] -- DAEMON-OPTION...
 # Example: the cost of backpressure:  sudo bench/prog-cost.sh -- --max-queued-bytes 0
 set -euo pipefail
@@ -40,7 +41,7 @@ for round in $(seq "$rounds"); do
     for size in 64 16384; do
       sysctl -qw kernel.bpf_stats_enabled=1
       before=$("$build/sockmapctl" status --json --pin-path "$pin")
-      rr=$(bash -c "echo \$\$ > '$cg/cgroup.procs'; exec '$build/smd_bench' rr --size $size --count $count")
+      rr=$(bash -c "echo \$\$ > '$cg/cgroup.procs'; exec '$build/smd_bench' rr --size $size --count $count --server-cpu 0 --client-cpu 0")
       after=$("$build/sockmapctl" status --json --pin-path "$pin")
       sysctl -qw kernel.bpf_stats_enabled=0
       python3 - "$round" "${args[*]:-(none)}" "$size" "$rr" "$before" "$after" <<'PY'
