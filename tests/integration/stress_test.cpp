@@ -483,7 +483,8 @@ struct Life {
 
 class Stress : public IntegrationTest {
 protected:
-    void run_mesh_stress(Sidecar kind);
+    // daemon_args: given to every daemon of the run; SOCKMAPD_STRESS_MAX_QUEUED_BYTES adds --max-queued-bytes.
+    void run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args = {});
 
     void TearDown() override
     {
@@ -550,7 +551,7 @@ std::uint64_t counter_in(const Counters& c, const std::string& name)
 }
 
 // The stress run through one kind of sidecar; see the two tests below.
-void Stress::run_mesh_stress(Sidecar kind)
+void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
 {
     auto seed = env_number("SOCKMAPD_STRESS_SEED", std::random_device{}() ^ static_cast<std::uint64_t>(::time(nullptr)) << 20,
                            "a seed");
@@ -585,9 +586,8 @@ void Stress::run_mesh_stress(Sidecar kind)
     };
     std::vector<Life> lives;
     // A small --max-queued-bytes moves directions to TCP and back all the time, under the same faults.
-    std::vector<std::string> daemon_args;
     if (const char* limit = std::getenv("SOCKMAPD_STRESS_MAX_QUEUED_BYTES"); limit && *limit)
-        daemon_args = {"--max-queued-bytes", limit};
+        daemon_args.insert(daemon_args.end(), {"--max-queued-bytes", limit});
     auto begin_life = [&] {
         daemon().start(daemon_args);
         lives.push_back({read_counters(daemon()), {}, 0});
@@ -693,10 +693,12 @@ void Stress::run_mesh_stress(Sidecar kind)
     if (daemon_mode == "restarts") {
         EXPECT_GE(lives.size(), 3u) << "the run should have restarted the daemon at least twice";
     }
-    if (daemon_args.empty()) {
+    bool small_queue = std::find(daemon_args.begin(), daemon_args.end(), "--max-queued-bytes") != daemon_args.end();
+    if (!small_queue) {
         EXPECT_GE(share, 0.25) << "too little went through the redirect for an accelerated mesh";
     } else {
         EXPECT_GT(moved(first, last, "fallback_backpressure"), 0u) << "the small --max-queued-bytes never applied";
+        EXPECT_GT(moved(first, last, "backpressure_resumed"), 0u) << "no direction came back to the redirect";
     }
     EXPECT_EQ(moved(first, last, "key_collisions"), 0u);
     EXPECT_EQ(moved(first, last, "fallback_no_context"), 0u);
@@ -711,7 +713,7 @@ void Stress::run_mesh_stress(Sidecar kind)
                     "every 60 s): pairs %s half_pairs %s; restarting once more to collect them\n",
                     status["pairs"].dump().c_str(), status["half_pairs"].dump().c_str());
         daemon().stop(SIGTERM);
-        daemon().start();
+        daemon().start(daemon_args);
     }
     status = daemon().status();
     EXPECT_EQ(status["sockets"], 0u);
@@ -739,6 +741,14 @@ void Stress::run_mesh_stress(Sidecar kind)
 TEST_F(Stress, MeshTrafficThroughRelaySidecarsWithResetsHalfClosesAndDaemonRestartsLosesNothing)
 {
     run_mesh_stress(Sidecar::OrigDstProxy);
+}
+
+// The strict run again with a 64 KiB --max-queued-bytes: every direction whose reader lags moves to TCP, and
+// comes back when its (non-blocking) reader has caught up, thousands of times, under the same restarts, resets
+// and half-closes (design.md, "Backpressure").
+TEST_F(Stress, MeshTrafficWithBackpressureMovingDirectionsToTcpAndBackLosesNothing)
+{
+    run_mesh_stress(Sidecar::OrigDstProxy, {"--max-queued-bytes", "64KiB"});
 }
 
 // The same through haproxy 2.6, a real sidecar: every check applies, except that streams cut on the veth leg by
