@@ -46,14 +46,19 @@ std::uint64_t default_max_queued_bytes()
 
 std::string backpressure_unavailable()
 {
-    std::unique_ptr<struct btf, decltype(&btf__free)> btf(btf__load_vmlinux_btf(), btf__free);
-    if (!btf)
-        return "no kernel BTF";
-    if (!struct_has_member(btf.get(), "sk_psock", "msg_tot_len"))
-        return "struct sk_psock has no msg_tot_len";
-    if (btf__find_by_name_kind(btf.get(), "bpf_rdonly_cast", BTF_KIND_FUNC) < 0)
-        return "no bpf_rdonly_cast kfunc (Linux 6.2 or newer)";
-    return "";
+    // Parsing the kernel's BTF takes milliseconds, and the daemon asks twice at start (preflight, then the log
+    // line): once per process is enough, the kernel does not change under it.
+    static const std::string missing = [] () -> std::string {
+        std::unique_ptr<struct btf, decltype(&btf__free)> btf(btf__load_vmlinux_btf(), btf__free);
+        if (!btf)
+            return "no kernel BTF";
+        if (!struct_has_member(btf.get(), "sk_psock", "msg_tot_len"))
+            return "struct sk_psock has no msg_tot_len";
+        if (btf__find_by_name_kind(btf.get(), "bpf_rdonly_cast", BTF_KIND_FUNC) < 0)
+            return "no bpf_rdonly_cast kfunc (Linux 6.2 or newer)";
+        return "";
+    }();
+    return missing;
 }
 
 } // namespace sockmapd
