@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
 
@@ -19,25 +20,10 @@ std::uint64_t monotonic_ns()
 
 std::vector<HintEntry> read_hints(int hints_fd)
 {
-    constexpr std::uint32_t kBatch = 4096;
-    std::vector<struct smd_hint_key> keys(kBatch);
-    std::vector<struct smd_hint> values(kBatch);
     std::vector<HintEntry> entries;
-    std::uint64_t position = 0;
-    bool first = true;
-    for (;;) {
-        std::uint32_t count = kBatch;
-        int err = bpf_map_lookup_batch(hints_fd, first ? nullptr : &position, &position, keys.data(), values.data(),
-                                       &count, nullptr);
-        int saved = errno;
-        first = false;
-        if (err != 0 && saved != ENOENT)
-            throw_errno(saved, "read smd_hints");
-        for (std::uint32_t i = 0; i < count; ++i)
-            entries.push_back({keys[i], values[i]});
-        if (err != 0) // ENOENT: that was the last batch
-            return entries;
-    }
+    for_each_entry<struct smd_hint_key, struct smd_hint>(
+        hints_fd, "read smd_hints", [&](const auto& key, const auto& value) { entries.push_back({key, value}); });
+    return entries;
 }
 
 std::vector<struct smd_hint_key> expired_hints(const std::vector<HintEntry>& entries, std::uint64_t now_ns,

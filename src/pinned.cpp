@@ -95,28 +95,10 @@ struct smd_info PinnedDatapath::info() const
     return info;
 }
 
-// smd_pairs is a hash map, so its entries come in batches of kPairBatch, a few syscalls per thousand pairs.
 void PinnedDatapath::for_each_pair(const std::function<void(const PairEntry&)>& visit) const
 {
-    constexpr std::uint32_t kPairBatch = 4096;
-    std::vector<struct smd_pair_key> keys(kPairBatch);
-    std::vector<struct smd_pair_state> states(kPairBatch);
-    std::uint64_t batch_position = 0;
-    bool first = true;
-    for (;;) {
-        std::uint32_t count = kPairBatch;
-        int err = bpf_map_lookup_batch(pairs_.get(), first ? nullptr : &batch_position, &batch_position,
-                                       keys.data(), states.data(), &count, nullptr);
-        int saved = errno;
-        first = false;
-        for (std::uint32_t i = 0; i < count && (err == 0 || saved == ENOENT); ++i)
-            visit({keys[i], states[i]});
-        if (err == 0)
-            continue;
-        if (saved == ENOENT) // the last batch, possibly partial
-            break;
-        throw_errno(saved, "read smd_pairs");
-    }
+    for_each_entry<struct smd_pair_key, struct smd_pair_state>(
+        pairs_.get(), "read smd_pairs", [&](const auto& key, const auto& state) { visit({key, state}); });
 }
 
 MapFill PinnedDatapath::fill() const
