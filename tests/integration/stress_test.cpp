@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <fstream>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -273,7 +275,35 @@ std::uint16_t peer_port(int fd)
     return ntohs(reinterpret_cast<sockaddr_in*>(&s)->sin_port);
 }
 
-Outcome run_connection(const Plan& p, Fd client_fd, Fd server_fd)
+// At a hang: every TCP socket of both pods (state, queues, owning process) and each sidecar's view of its streams
+// (haproxy: "show sess all") into a file kept for the report, and the lines of this connection's two
+// accelerated legs inline. That tells a sidecar that never passed a
+// close on (its socket to the app still established, queues empty) from an end that missed what its socket got.
+std::string snapshot_sockets(TwoPods& pods, std::uint64_t id, std::uint16_t client_port,
+                             std::uint16_t server_peer_port)
+{
+    std::string path = "/tmp/smd-stall-" + std::to_string(::getpid()) + "-" + std::to_string(id) + ".txt";
+    std::ofstream file(path);
+    std::ostringstream inline_lines;
+    for (const auto& [pod, port] : {std::pair{&pods.a(), client_port}, std::pair{&pods.b(), server_peer_port}}) {
+        std::string out;
+        run_command({"ip", "netns", "exec", pod->netns().name(), "ss", "-tanoipe"}, &out);
+        file << "# " << pod->netns().name() << ": ss -tanoipe\n";
+        std::istringstream lines(out);
+        std::string line, wanted = ":" + std::to_string(port) + " ";
+        while (std::getline(lines, line)) {
+            if (line.starts_with("Failed to find cgroup2 mount")) // ss -e on a hybrid cgroup layout
+                continue;
+            file << line << "\n";
+            if (line.find(wanted) != std::string::npos)
+                inline_lines << " {" << pod->netns().name() << ": " << line.substr(0, 160) << "}";
+        }
+        file << "# " << pod->netns().name() << ": the sidecar's streams\n" << pod->sidecar_sessions() << "\n";
+    }
+    return "sockets of both pods kept at " + path + ";" + inline_lines.str() + "; ";
+}
+
+Outcome run_connection(const Plan& p, Fd client_fd, Fd server_fd, const std::function<std::string()>& at_stall)
 {
     bool cut = resets(p.shape);
     // To follow a failed connection through the sidecar logs: client -> sidecar A ... sidecar B -> server.
@@ -310,7 +340,7 @@ Outcome run_connection(const Plan& p, Fd client_fd, Fd server_fd)
     std::ostringstream why;
     if (stalled)
         why << "no progress within " << kConnectionDeadline.count() << " s (" << client.state() << "; "
-            << server.state() << "); ";
+            << server.state() << "); " << at_stall();
     bool other_errors = false; // anything but a reset seen after the peer's stream was cut
     for (End* e : {&client, &server}) {
         for (int err : {e->send_err, e->recv_err})
@@ -516,7 +546,9 @@ protected:
                         tally_.fail(describe(plan) + ": " + error);
                         continue;
                     }
-                    tally_.add(plan, run_connection(plan, std::move(client), std::move(server)));
+                    std::uint16_t client_port = local_port(client.get()), server_peer_port = peer_port(server.get());
+                    auto at_stall = [&] { return snapshot_sockets(pods, plan.id, client_port, server_peer_port); };
+                    tally_.add(plan, run_connection(plan, std::move(client), std::move(server), at_stall));
                 }
             });
     }

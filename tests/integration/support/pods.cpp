@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -64,6 +67,8 @@ Pod::~Pod()
     sidecar_.kill_and_reap();
     if (!config_path_.empty())
         std::filesystem::remove(config_path_);
+    if (!stats_path_.empty())
+        std::filesystem::remove(stats_path_);
     if (!::testing::Test::HasFailure())
         std::filesystem::remove(log_path_);
     else if (std::filesystem::exists(log_path_))
@@ -75,7 +80,12 @@ void Pod::start_sidecar(Sidecar kind)
     std::vector<std::string> argv;
     if (kind == Sidecar::Haproxy) {
         config_path_ = "/tmp/" + netns_.name() + "-haproxy.cfg";
-        std::ofstream(config_path_) << haproxy_config();
+        // The tests' own addition: a stats socket, to dump haproxy's view of its streams when one hangs.
+        stats_path_ = "/tmp/" + netns_.name() + "-haproxy.sock";
+        std::string config = haproxy_config();
+        if (auto global = config.find("global\n"); global != std::string::npos)
+            config.insert(global + 7, "    stats socket " + stats_path_ + " mode 600 level admin\n");
+        std::ofstream(config_path_) << config;
         std::filesystem::permissions(config_path_, std::filesystem::perms::owner_read |
                                                        std::filesystem::perms::owner_write |
                                                        std::filesystem::perms::group_read |
@@ -132,6 +142,28 @@ Fd Pod::connect(const std::string& addr, std::uint16_t port) const
 }
 
 std::string Pod::sidecar_log() const { return read_text(log_path_); }
+
+std::string Pod::sidecar_sessions() const
+{
+    if (stats_path_.empty())
+        return "(this sidecar has no stats socket)\n";
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", stats_path_.c_str());
+    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+        return "(cannot connect to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
+    std::string command = "show sess all\n", out;
+    timeval two_seconds{2, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof(two_seconds));
+    if (::send(fd.get(), command.data(), command.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(command.size()))
+        return "(cannot send to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
+    char buf[16384];
+    ssize_t n;
+    while (out.size() < (8u << 20) && (n = ::recv(fd.get(), buf, sizeof(buf), 0)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
 
 std::vector<std::string> Pod::sidecar_connections(std::size_t count, std::chrono::milliseconds timeout) const
 {

@@ -51,6 +51,8 @@ public:
     std::vector<std::string> sidecar_connections(std::size_t count,
                                                  std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
     std::string sidecar_log() const;
+    // haproxy's "show sess all" (every stream with its state and both connections); a note for other sidecars.
+    std::string sidecar_sessions() const;
 
 private:
     friend class TwoPods;
@@ -58,7 +60,7 @@ private:
 
     NetNs netns_; // first: destroyed last, after the sidecar that lives in it
     std::string ipv4_, ipv6_;
-    std::string config_path_, log_path_;
+    std::string config_path_, stats_path_, log_path_;
     Process sidecar_;
 };
 
