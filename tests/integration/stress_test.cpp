@@ -634,12 +634,17 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
     start_workers(pods, acceptor, *seed);
     if (!with_daemon)
         sleep_until(traffic_end);
-    while (with_daemon && !stop_ && Clock::now() < traffic_end) {
-        Life& life = lives.back();
-        // Acceleration must resume in every life: wait for its first pair before its end is scheduled.
+    // Acceleration must resume in every life: wait for its first pair before its end is scheduled (the last life
+    // too, which may begin just before the traffic phase ends: the traffic goes on until it paired).
+    auto wait_for_first_pair = [&] {
+        const Life& life = lives.back();
         bool paired = poll_until(
             [&] { return stop_ || moved(life.at_start, read_counters(daemon()), "pairs_made") > 0; }, 15s, 200ms);
         EXPECT_TRUE(paired) << "daemon life " << lives.size() << " paired no connection within 15 s of its start";
+    };
+    while (with_daemon && !stop_ && Clock::now() < traffic_end) {
+        Life& life = lives.back();
+        wait_for_first_pair();
         sleep_until(daemon_mode == "steady" ? traffic_end
                                             : std::min(traffic_end, Clock::now() + random_ms(kMinLifeMs, kMaxLifeMs)));
         if (stop_ || Clock::now() >= traffic_end)
@@ -650,6 +655,8 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
         sleep_until(Clock::now() + random_ms(0, kMaxGapMs));
         begin_life();
     }
+    if (with_daemon)
+        wait_for_first_pair();
     stop_workers();
     if (with_daemon)
         lives.back().at_stop = read_counters(daemon());
