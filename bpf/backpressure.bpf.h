@@ -89,6 +89,46 @@ static __always_inline bool smd_receiver_over_limit(struct smd_sock_ctx *ctx, __
 }
 
 /*
+ * Whether the receiver's memory cgroup would refuse `size` more redirected bytes. A redirect is charged to the
+ * receiver's memory cgroup at once, and a refused charge fails the sender's send() with ENOMEM (tcp_bpf_sendmsg()
+ * returns what bpf_tcp_ingress() got from __sk_rmem_schedule(); tcp_sendmsg() would have waited instead). With a
+ * cgroup v1 TCP limit (memory.kmem.tcp.limit_in_bytes) such a charge fails exactly when it does not fit below the
+ * limit at some level of the hierarchy, so the direction moves to TCP just before that: there the receiver drops
+ * what it cannot charge and the sender retransmits, unseen by either application. SMD_MEMCG_SLACK_PAGES leaves
+ * room for other sockets of the cgroup charging meanwhile. Cgroup v2 charges reclaim first and rarely fail, so
+ * only v1 accounting is looked at; kernels without it (CONFIG_MEMCG_V1=n) keep the branch out at load time.
+ */
+#define SMD_PAGE_SHIFT 12
+#define SMD_MEMCG_SLACK_PAGES 64
+#define SMD_MEMCG_LEVELS 4
+
+static __always_inline bool smd_receiver_memcg_full(__u64 peer_sk, __u64 size)
+{
+	struct page_counter *counter;
+	struct mem_cgroup *memcg;
+	struct sock *sk;
+	__u64 pages = (size >> SMD_PAGE_SHIFT) + 1 + SMD_MEMCG_SLACK_PAGES;
+
+	if (!smd_backpressure_supported() || !bpf_core_field_exists(struct sock, sk_memcg) ||
+	    !bpf_core_field_exists(struct mem_cgroup, tcpmem_active) || !peer_sk)
+		return false;
+	sk = bpf_rdonly_cast((void *)peer_sk, bpf_core_type_id_kernel(struct sock));
+	memcg = sk->sk_memcg;
+	if (!memcg)
+		return false;
+	memcg = bpf_rdonly_cast(memcg, bpf_core_type_id_kernel(struct mem_cgroup));
+	if (!memcg->tcpmem_active)
+		return false;
+	counter = &memcg->tcpmem;
+	for (int level = 0; level < SMD_MEMCG_LEVELS && counter; level++) {
+		if ((__u64)counter->usage.counter + pages > counter->max)
+			return true;
+		counter = counter->parent;
+	}
+	return false;
+}
+
+/*
  * Whether a direction that backpressure moved to TCP may redirect again without reordering: the receiver has
  * read every TCP byte this direction sent (its copied_seq reached our write_seq; both count TCP bytes only), so
  * no older byte is left behind the new redirected ones. And its socket is non-blocking: a blocking reader may be

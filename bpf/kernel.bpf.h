@@ -40,11 +40,26 @@ struct socket {
 	struct file *file;
 } __attribute__((preserve_access_index));
 
+/* Memory cgroup v1 TCP accounting (memory.kmem.tcp.*): what a redirect into a socket of the cgroup is charged to. */
+struct page_counter {
+	struct {
+		long counter;
+	} usage;                     /* pages charged */
+	unsigned long max;           /* memory.kmem.tcp.limit_in_bytes, in pages */
+	struct page_counter *parent; /* the parent cgroup's counter: a charge must fit at every level */
+} __attribute__((preserve_access_index));
+
+struct mem_cgroup {
+	struct page_counter tcpmem;
+	_Bool tcpmem_active; /* a v1 kmem.tcp limit was ever set: sockets of this cgroup are charged to tcpmem */
+} __attribute__((preserve_access_index));
+
 struct sock {
 	struct sock_cgroup_data sk_cgrp_data;
 	kuid_t sk_uid;          /* owner; an accepted socket inherits the listener's */
 	void *sk_user_data;     /* a socket in a sockmap: its struct sk_psock, flag bits in the low 3 bits */
 	struct socket *sk_socket; /* NULL once the socket is orphaned */
+	struct mem_cgroup *sk_memcg; /* NULL outside a memory cgroup that accounts socket memory */
 } __attribute__((preserve_access_index));
 
 /* Sequence numbers count TCP bytes only: redirected data never enters the TCP write or receive queue. */

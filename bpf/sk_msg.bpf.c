@@ -42,7 +42,8 @@ int smd_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 	if (ctx->flags & SMD_CTX_TCP_PINNED) {
-		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || smd_draining() || !smd_may_resume(msg, ctx))
+		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || smd_draining() || !smd_may_resume(msg, ctx) ||
+		    smd_receiver_memcg_full(ctx->peer_sk, size))
 			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
 		ctx->flags &= ~(SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE);
 		smd_count(SMD_CTR_BACKPRESSURE_RESUMED, 1);
@@ -52,7 +53,8 @@ int smd_sk_msg(struct sk_msg_md *msg)
 		/* Uninstall drains: from here on this direction is TCP, and the receiver's redirect queue only empties. */
 		if (control->flags & SMD_CONTROL_DRAIN)
 			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
-		if (control->max_queued_bytes && smd_receiver_over_limit(ctx, size, control->max_queued_bytes)) {
+		if ((control->max_queued_bytes && smd_receiver_over_limit(ctx, size, control->max_queued_bytes)) ||
+		    smd_receiver_memcg_full(smd_peer_sk(ctx), size)) {
 			ctx->flags |= SMD_CTX_BACKPRESSURE;
 			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_BACKPRESSURE, size);
 		}

@@ -127,7 +127,7 @@ enum smd_counter {
 	SMD_CTR_KEY_COLLISION,         /* two connections produced one pair key */
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
-	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread */
+	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread, or its memcg was full */
 	SMD_CTR_BACKPRESSURE_RESUMED,  /* directions back on the redirect: their receiver read every TCP byte */
 	SMD_CTR_HINTS_FULL,            /* SYNs whose hint could not be recorded: smd_hints full */
 	SMD_CTR_MAX,
