@@ -98,7 +98,7 @@ static __always_inline bool smd_receiver_over_limit(struct smd_sock_ctx *ctx, __
  * room for other sockets of the cgroup charging meanwhile. Cgroup v2 charges reclaim first and rarely fail, so
  * only v1 accounting is looked at; kernels without it (CONFIG_MEMCG_V1=n) keep the branch out at load time.
  */
-#define SMD_PAGE_SHIFT 12
+#define SMD_PAGE_SHIFT 12 /* 4 KiB pages; with larger pages the estimate is only larger, the move earlier */
 #define SMD_MEMCG_SLACK_PAGES 64
 #define SMD_MEMCG_LEVELS 4
 
