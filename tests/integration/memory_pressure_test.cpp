@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -30,6 +31,7 @@ constexpr std::uint64_t kKiB = 1024, kMiB = 1024 * kKiB;
 constexpr std::uint64_t kTotal = 32 * kMiB;
 constexpr std::uint64_t kBeforeStop = 4 * kMiB; // read first, so plain TCP's receive window has grown
 constexpr std::uint64_t kTcpLimit = 2 * kMiB;   // far below any per-socket queue limit of sockmapd
+constexpr std::uint64_t kChildTcpLimit = 1024 * kMiB; // LimitOn::Parent: the child's own limit, never reached
 // One send() fits one sk_msg; a larger one spans several and can be refused part-way (a short write).
 const std::vector<std::size_t> kWriteSizes = {64 * kKiB, 1 * kMiB};
 // TCP charges a segment that reaches an empty receive queue even over the limit (tcp_data_queue() ->
@@ -43,6 +45,10 @@ enum class Sender { NonBlocking, Blocking };
 inline constexpr Sender kSenders[] = {Sender::NonBlocking, Sender::Blocking};
 
 std::string sender_name(Sender sender) { return sender == Sender::NonBlocking ? "nonblocking" : "blocking"; }
+
+// Where the 2 MiB limit is: on the accepting thread's memcg, or on its parent (the thread's own memcg then has
+// a 1 GiB limit, so that its sockets are charged to the hierarchy and only the parent's counter can refuse).
+enum class LimitOn { OwnMemcg, Parent };
 
 // What the application on the sending side saw.
 struct SendReport {
@@ -182,14 +188,20 @@ protected:
     // kStop while the sender goes on, then reads to the end. What it measured is recorded under `key(...)`.
     // `rcvbuf` > 0: the receiving socket's SO_RCVBUF (forced past net.core.rmem_max), so that plain TCP's window
     // lets more than the memcg's limit in flight.
-    RunResult stalled_reader_run(Mode mode, Sender sender_kind, int rcvbuf = 0)
+    RunResult stalled_reader_run(Mode mode, Sender sender_kind, int rcvbuf = 0, LimitOn limit_on = LimitOn::OwnMemcg)
     {
-        std::string what = sender_name(sender_kind) + "_sender_" + (rcvbuf ? "large_rcvbuf_" : "");
+        std::string what = sender_name(sender_kind) + "_sender_" + (rcvbuf ? "large_rcvbuf_" : "") +
+                           (limit_on == LimitOn::Parent ? "limit_on_parent_" : "");
         auto key = [&](const std::string& name) { return label(mode, what + name); };
         RunResult result;
-        MemcgV1 memcg(mount_, kTcpLimit);
+        MemcgV1 memcg(mount_, kTcpLimit); // the limited one: its usage is what the run reports
         if (!memcg.created() || memcg.tcp_limit() != kTcpLimit) {
             ADD_FAILURE() << "could not set up the memory cgroup " << memcg.path();
+            return result;
+        }
+        std::optional<MemcgV1> child;
+        if (limit_on == LimitOn::Parent && !child.emplace(memcg, kChildTcpLimit).created()) {
+            ADD_FAILURE() << "could not set up the child memory cgroup " << child->path();
             return result;
         }
         Counters before = accelerated() ? read_counters(daemon()) : Counters{};
@@ -201,7 +213,8 @@ protected:
         Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
         Fd server;
         {
-            InMemcgV1 in_memcg(memcg); // the accepted socket is charged to the memcg of the thread in accept()
+            // The accepted socket is charged to the memcg of the thread in accept().
+            InMemcgV1 in_memcg(child ? *child : memcg);
             server = tcp_accept(listener.get());
         }
 
@@ -330,6 +343,27 @@ TEST_F(MemoryPressure, SenderSeesNoErrorWhenTheReceiversMemoryIsExhausted)
             EXPECT_EQ(r.sent.short_writes, 0) << run << "a blocking send() returned short";
             EXPECT_TRUE(digest_is(r.received_digest, r.sent.digest)) << run;
             EXPECT_EQ(r.received, kTotal) << run;
+        }
+    }
+}
+
+// The same with the limit one level up: the receiver's own memcg has room, its parent does not. The kernel
+// charges every level and fails at the parent, so sk_msg must compare usage and limit up the hierarchy.
+TEST_F(MemoryPressure, LimitOnTheParentMemcgAlsoKeepsTheSenderErrorFree)
+{
+    for (Mode mode : kModes) {
+        enter(mode);
+        for (Sender sender : kSenders) {
+            std::string run = label(mode, sender_name(sender) + " sender, limit on the parent: ");
+            RunResult r = stalled_reader_run(mode, sender, 0, LimitOn::Parent);
+            EXPECT_EQ(r.sent.describe_errors(), "none") << run << "send() failed";
+            EXPECT_EQ(r.sent.short_writes, 0) << run << "a blocking send() returned short";
+            EXPECT_TRUE(digest_is(r.received_digest, r.sent.digest)) << run;
+            EXPECT_EQ(r.received, kTotal) << run;
+            EXPECT_LE(r.max_usage, kTcpLimit + kForcedChargeSlack) << run << "socket memory above the parent's limit";
+            if (accelerated()) {
+                EXPECT_GE(r.counters_moved["fallback_backpressure"], 1u) << run << "the parent's limit moved nothing";
+            }
         }
     }
 }

@@ -65,8 +65,17 @@ std::optional<std::string> memcg_v1_mount()
     return std::nullopt;
 }
 
-MemcgV1::MemcgV1(const std::string& mount, std::uint64_t tcp_limit_bytes)
-    : mount_(mount), path_(mount + "/" + unique_name("smd-test")), home_(own_memcg(mount))
+MemcgV1::MemcgV1(const std::string& mount, std::uint64_t tcp_limit_bytes) : MemcgV1(mount, mount, tcp_limit_bytes)
+{
+}
+
+MemcgV1::MemcgV1(const MemcgV1& parent, std::uint64_t tcp_limit_bytes)
+    : MemcgV1(parent.mount_, parent.path_, tcp_limit_bytes)
+{
+}
+
+MemcgV1::MemcgV1(const std::string& mount, const std::string& parent_dir, std::uint64_t tcp_limit_bytes)
+    : mount_(mount), path_(parent_dir + "/" + unique_name("smd-test")), home_(own_memcg(mount))
 {
     if (::mkdir(path_.c_str(), 0755) != 0) {
         ADD_FAILURE() << "mkdir " << path_ << ": " << std::strerror(errno);

@@ -18,6 +18,8 @@ std::optional<std::string> memcg_v1_mount();
 class MemcgV1 {
 public:
     MemcgV1(const std::string& mount, std::uint64_t tcp_limit_bytes);
+    // A child of `parent`, with its own limit: a socket charged here is charged to the parent's counter too.
+    MemcgV1(const MemcgV1& parent, std::uint64_t tcp_limit_bytes);
     // Moves any thread still inside back to where this cgroup's creator was, then removes the directory.
     ~MemcgV1();
     MemcgV1(const MemcgV1&) = delete;
@@ -34,6 +36,7 @@ public:
 
 private:
     friend class InMemcgV1;
+    MemcgV1(const std::string& mount, const std::string& parent_dir, std::uint64_t tcp_limit_bytes);
     std::uint64_t read_number(const std::string& file) const;
 
     std::string mount_;
