@@ -61,8 +61,9 @@ public:
     }
     ~ForeignSockOps()
     {
-        if (attached_)
+        if (attached_) {
             EXPECT_EQ(bpf_prog_detach2(prog_.get(), cgroup_.get(), BPF_CGROUP_SOCK_OPS), 0) << std::strerror(errno);
+        }
     }
 
 private:

@@ -17,15 +17,6 @@
 namespace smdtest {
 namespace {
 
-int decode_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return -1;
-}
-
 [[noreturn]] void exec_child(const std::vector<std::string>& argv, const SpawnOptions& options)
 {
     sigset_t none;
@@ -49,11 +40,16 @@ int decode_status(int status)
             ::_exit(126);
         }
     }
-    if (options.uid) {
-        if (::setgroups(0, nullptr) != 0 || ::setgid(*options.uid) != 0 || ::setuid(*options.uid) != 0) {
-            std::fprintf(stderr, "setuid %u: %s\n", *options.uid, std::strerror(errno));
-            ::_exit(126);
-        }
+    become_and_exec(argv, options.uid);
+}
+
+} // namespace
+
+void become_and_exec(const std::vector<std::string>& argv, std::optional<uid_t> uid)
+{
+    if (uid && (::setgroups(0, nullptr) != 0 || ::setgid(*uid) != 0 || ::setuid(*uid) != 0)) {
+        std::fprintf(stderr, "setuid %u: %s\n", *uid, std::strerror(errno));
+        ::_exit(126);
     }
     std::vector<char*> args;
     for (const auto& a : argv)
@@ -64,7 +60,14 @@ int decode_status(int status)
     ::_exit(127);
 }
 
-} // namespace
+int decode_wait_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
 
 Process::Process(const std::vector<std::string>& argv, const SpawnOptions& options)
 {
@@ -96,7 +99,7 @@ bool Process::running()
     int status = 0;
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
-        status_ = decode_status(status);
+        status_ = decode_wait_status(status);
         return false;
     }
     return true;
@@ -126,7 +129,7 @@ void Process::kill_and_reap()
         ::kill(pid_, SIGKILL);
         int status = 0;
         ::waitpid(pid_, &status, 0);
-        status_ = decode_status(status);
+        status_ = decode_wait_status(status);
     }
     pid_ = -1;
 }

@@ -11,10 +11,17 @@
 namespace smdtest {
 
 struct SpawnOptions {
-    std::string netns;          // name under /run/netns, empty: the test's own
-    std::optional<uid_t> uid;   // setgid/setuid before exec
-    std::string output_file;    // stdout and stderr, empty: /dev/null
+    std::string netns{};        // name under /run/netns, empty: the test's own
+    std::optional<uid_t> uid{}; // setgid/setuid before exec
+    std::string output_file{};  // stdout and stderr, empty: /dev/null
 };
+
+// For a forked child, after its own set-up: become `uid` (if any, with no supplementary groups) and exec
+// argv. On failure prints one line to stderr and exits 126 (setuid) or 127 (exec), as a shell would.
+[[noreturn]] void become_and_exec(const std::vector<std::string>& argv, std::optional<uid_t> uid);
+
+// A waitpid() status as a shell reports it: the exit code, or 128 + the signal; -1 for anything else.
+int decode_wait_status(int status);
 
 class Process {
 public:

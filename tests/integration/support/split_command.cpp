@@ -2,7 +2,6 @@
 #include "split_command.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "process.hpp"
 
 namespace smdtest {
 namespace {
@@ -42,15 +43,6 @@ struct TempFile {
     std::string path;
 };
 
-int decode(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return -1;
-}
-
 } // namespace
 
 CommandOutput run_split(const std::vector<std::string>& argv, std::optional<uid_t> uid,
@@ -72,17 +64,7 @@ CommandOutput run_split(const std::vector<std::string>& argv, std::optional<uid_
         ::dup2(devnull, 0);
         ::dup2(out.fd, 1);
         ::dup2(err.fd, 2);
-        if (uid && (::setgroups(0, nullptr) != 0 || ::setgid(*uid) != 0 || ::setuid(*uid) != 0)) {
-            std::fprintf(stderr, "setuid %u: %s\n", *uid, std::strerror(errno));
-            ::_exit(126);
-        }
-        std::vector<char*> args;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-        ::_exit(127);
+        become_and_exec(argv, uid);
     }
     if (pid < 0) {
         ADD_FAILURE() << "fork: " << std::strerror(errno);
@@ -93,7 +75,7 @@ CommandOutput run_split(const std::vector<std::string>& argv, std::optional<uid_
     for (;;) {
         pid_t r = ::waitpid(pid, &status, WNOHANG);
         if (r == pid) {
-            result.exit_code = decode(status);
+            result.exit_code = decode_wait_status(status);
             break;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
