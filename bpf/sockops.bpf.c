@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* sock_ops: finds TCP connections whose two ends are local sockets in scope and puts both into the sockhash. */
 #include "smd.bpf.h"
+#include "backpressure.bpf.h"
 #include "policy.bpf.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 static __always_inline void hint_key_for_syn(struct bpf_sock_ops *skops, struct smd_hint_key *key)
 {
@@ -149,6 +149,11 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	hint_key_for_active(skops, &hint);
 	if (!bpf_map_lookup_elem(&smd_hints, &hint)) {
 		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+	/* A blocking socket would see EAGAIN where TCP sleeps (backpressure.bpf.h, smd_blocking): stay on TCP. */
+	if (smd_backpressure_supported() && smd_blocking(sock_address(skops))) {
+		smd_count(SMD_CTR_SKIPPED_BLOCKING, 1);
 		return;
 	}
 

@@ -63,8 +63,9 @@ int main(int argc, char** argv)
                    "YAML file saying which connections to accelerate (docs/policy.md); reloaded on SIGHUP and "
                    "when it changes; default: accelerate every local pair");
     app.add_option("--max-queued-bytes", config.max_queued_bytes,
-                   "unread redirected bytes a receiver may hold before its sender moves to TCP, where the receive "
-                   "window bounds it (suffixes KiB, MiB, GiB; 0: no limit; default: tcp_rmem's plus tcp_wmem's maximum, what TCP buffers)")
+                   "the most unread redirected bytes any receiver may hold before its connection leaves the redirect "
+                   "for TCP (suffixes KiB, MiB, GiB); without it, or 0, each receiver's cap is its SO_RCVBUF, "
+                   "growing like a TCP receive buffer up to tcp_rmem's maximum")
         ->transform(CLI::AsSizeValue(false));
     app.add_option("--max-hints", config.max_hints,
                    "capacity of smd_hints: SYNs in flight plus those of handshakes that never completed, kept until "

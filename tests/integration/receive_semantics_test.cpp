@@ -550,12 +550,12 @@ TEST_F(ReceiveSemantics, MsgWaitallRecorded)
 }
 
 // How far a sender gets while its peer reads nothing. Plain TCP stops at about the receive window plus the
-// send buffer. With sockmapd the redirect queue grows to the daemon's default --max-queued-bytes, then the
-// direction moves to TCP and the window stops the writer (design.md, "Backpressure").
-TEST_F(ReceiveSemantics, SenderWithAnIdleReaderIsStoppedByTheDefaultBackpressure)
+// send buffer. With sockmapd the redirect queue grows to the receiver's SO_RCVBUF, then the connection leaves
+// for TCP and the window stops the writer (design.md, "A direction's life"): within 1.25x of plain TCP.
+TEST_F(ReceiveSemantics, SenderWithAnIdleReaderIsStoppedLikeOnTcp)
 {
     std::uint64_t accepted_baseline = 0;
-    const std::uint64_t kCap = std::max<std::uint64_t>(64ull << 20, 2 * sockmapd::default_max_queued_bytes());
+    const std::uint64_t kCap = 64ull << 20;
     for (Mode mode : kModes) {
         enter(mode);
         auto pair = open_pair("127.0.0.1");
@@ -603,12 +603,9 @@ TEST_F(ReceiveSemantics, SenderWithAnIdleReaderIsStoppedByTheDefaultBackpressure
             accepted_baseline = accepted;
             continue;
         }
-        std::uint64_t limit = daemon().status()["max_queued_bytes"].get<std::uint64_t>();
-        EXPECT_EQ(limit, sockmapd::default_max_queued_bytes()) << "tcp_rmem max + tcp_wmem max";
-        EXPECT_LE(accepted, limit + 64 * 1024 + 2 * accepted_baseline);
-        EXPECT_EQ(moved_since_enter("fallback_backpressure"), 1u);
-        // 64 KiB writes: the 1 KiB charged per queued message is 1.6% of the limit.
-        EXPECT_GE(moved_since_enter("redirected_bytes") * 100, limit * 97) << "moved to TCP well below the limit";
+        EXPECT_LE(accepted, accepted_baseline * 5 / 4) << "an idle reader holds more than 1.25x what TCP holds";
+        EXPECT_EQ(moved_since_enter("left_backpressure"), 1u);
+        EXPECT_GT(moved_since_enter("redirected_bytes"), 0u) << "never redirected before leaving";
     }
 }
 
