@@ -98,46 +98,56 @@ static __always_inline bool smd_blocking(__u64 addr)
 }
 
 /*
- * Whether the receiver of this direction can take `size` more bytes. Like a TCP receive buffer, the queue cap
- * starts at the receiver's SO_RCVBUF, so a reader that stops reading makes the node hold what TCP would, and an
- * explicit SO_RCVBUF bounds it. A reader that keeps up -- it emptied its queue since the cap last grew -- doubles
- * the cap when it is reached, up to tcp_rmem's maximum, as TCP's receive buffer auto-tuning would; unless the
- * application set SO_RCVBUF itself (SOCK_RCVBUF_LOCK), which TCP never grows either. --max-queued-bytes, if set,
- * bounds every cap. Queued messages count at their payload plus SMD_MSG_OVERHEAD each, their number estimated
- * from this sender's mean message size, so a stream of one-byte writes is bounded by its kernel memory.
+ * Whether the receiver of this direction cannot take `size` more bytes. Once it cannot, the connection leaves
+ * for TCP, which then holds what it holds for any reader that stopped: about the receiver's SO_RCVBUF plus
+ * the sender's largest send buffer (tcp_wmem max). So the first cap is a fifth of that, and a reader that never
+ * reads makes the node hold at most 1.2x what plain TCP would; an application that set SO_RCVBUF itself
+ * (SOCK_RCVBUF_LOCK) gets exactly that, as TCP's window would give it. A reader that reads earns more room, like
+ * TCP's receive buffer auto-tuning: when the cap is reached and the reader has read anything since the cap last
+ * grew, the cap doubles, up to tcp_rmem's maximum; only a reader that read nothing since leaves. One that stops
+ * keeps what it had earned, as TCP's buffer would. --max-queued-bytes, if set, is the first cap instead: an
+ * operator trades memory per stalled reader for fewer connections leaving early. Queued messages
+ * count at their payload plus SMD_MSG_OVERHEAD each, their number estimated from this sender's mean message
+ * size, so one-byte writes are bounded by their kernel memory.
  */
 #define SMD_SOCK_RCVBUF_LOCK 2
+#define SMD_FIRST_CAP_DIVISOR 5
+
+static __always_inline __u64 smd_first_cap(struct sock *peer, bool locked, const struct smd_control *control)
+{
+	__u64 rcvbuf = peer->sk_rcvbuf > 0 ? peer->sk_rcvbuf : 1, cap;
+
+	if (locked)
+		return rcvbuf;
+	cap = (rcvbuf + control->wmem_max) / SMD_FIRST_CAP_DIVISOR;
+	return cap > rcvbuf ? cap : rcvbuf;
+}
 
 static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct sk_psock *psock, __u64 peer_sk,
 					      __u64 size, const struct smd_control *control)
 {
-	__u64 queued, mean, cost, cap = ctx->queue_cap, limit = control->max_queued_bytes;
+	__u64 queued, mean, cost, read, ceiling, cap = ctx->queue_cap, limit = control->max_queued_bytes;
 	struct sock *peer = smd_sock_at(peer_sk);
 	bool locked = BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
 
-	if (!cap) {
-		cap = peer->sk_rcvbuf > 0 ? peer->sk_rcvbuf : 1;
-		if (limit && cap > limit)
-			cap = limit;
-	}
 	queued = psock->msg_tot_len;
-	if (!queued) {
-		ctx->flags |= SMD_CTX_PEER_DRAINED;
-		ctx->queue_cap = cap;
-		return false;
-	}
+	if (!cap)
+		cap = limit && !locked ? limit : smd_first_cap(peer, locked, control);
+	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
+	if (!queued)
+		return false; /* a message larger than the cap still goes: TCP too takes a write larger than its window */
 	mean = ctx->redirected_msgs ? ctx->redirected_bytes / ctx->redirected_msgs : size;
 	if (!mean)
 		mean = 1;
 	cost = queued + (queued / mean + 1) * SMD_MSG_OVERHEAD + size;
-	if (cost > cap && (ctx->flags & SMD_CTX_PEER_DRAINED) && !locked && cap < control->rmem_max &&
-	       (!limit || cap < limit)) {
-		/* One doubling per drain: a reader that stops reading after it keeps the cap it had earned. */
-		cap = cap * 2 > control->rmem_max ? control->rmem_max : cap * 2;
-		if (limit && cap > limit)
-			cap = limit;
-		ctx->flags &= ~SMD_CTX_PEER_DRAINED;
-	}
+	if (cost <= cap)
+		return false;
+	read = ctx->redirected_bytes > queued ? ctx->redirected_bytes - queued : 0;
+	ceiling = control->rmem_max > limit ? control->rmem_max : limit;
+	if (locked || read <= ctx->read_at_growth || cap >= ceiling)
+		return true;
+	cap = cap * 2 > ceiling ? ceiling : cap * 2;
+	ctx->read_at_growth = read;
 	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
 	return cost > cap;
 }

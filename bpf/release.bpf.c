@@ -5,34 +5,11 @@
  * daemon as an iter/tcp iterator in each network namespace that has such a connection: the iterator holds the
  * socket's lock and may call bpf_setsockopt() on it, which nothing else that can see a pair can.
  */
-#include "smd.bpf.h"
-#include "backpressure.bpf.h"
+#include "release.bpf.h"
 
 
 #define SMD_SOL_SOCKET 1
 #define SMD_SO_RCVLOWAT 18
-
-/*
- * Whether nothing the peer sent can still arrive in this socket's redirect queue. The peer's sends go by TCP
- * once SMD_PAIR_PINNED(peer) is set (written under the peer's lock, so every later sendmsg sees it); a sendmsg
- * that chose the redirect before holds a reference on the peer's psock from its start until after its message
- * is queued. So: the peer has no psock any more, or it is still in the sockhash (the sockhash holds the one
- * reference it has when idle) with no other reference. A peer that reached TCP_CLOSE sends nothing new.
- */
-static __always_inline bool peer_quiet(const struct smd_pair_state *state, __u32 peer_role)
-{
-	struct sk_psock *psock;
-	__u32 flags = state->flags;
-
-	if (flags & SMD_PAIR_CLOSED(peer_role))
-		return true;
-	if (!(flags & SMD_PAIR_PINNED(peer_role)))
-		return false;
-	psock = smd_psock_of(state->sk[peer_role & 1]);
-	if (!psock)
-		return true;
-	return !(flags & SMD_PAIR_RELEASED(peer_role)) && psock->refcnt.refs.counter == 1;
-}
 
 /* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
 static __always_inline bool leaving(struct smd_pair_state *state, __u64 self)
@@ -66,7 +43,7 @@ int smd_release(struct bpf_iter__tcp *it)
 	struct smd_sock_ctx *ctx;
 	struct sk_psock *psock;
 	struct tcp_sock *tp;
-	__u32 role, lowat;
+	__u32 lowat;
 	__u64 self;
 
 	if (!skc || !smd_backpressure_supported())
@@ -86,17 +63,8 @@ int smd_release(struct bpf_iter__tcp *it)
 		return 0;
 
 	/* This socket's lock is held: its own sk_msg cannot be running, and every later one sees the pin. */
-	role = ctx->key.role & 1;
-	ctx->flags |= SMD_CTX_TCP_PINNED;
-	__sync_fetch_and_or(&state->flags, SMD_PAIR_PINNED(role));
-
-	/* Under this lock too: a redirect into this socket queues its message holding the same lock. */
-	if (psock->msg_tot_len || !peer_quiet(state, role ^ 1))
+	if (!smd_try_release(ctx, state, psock, smd_blocking(self)))
 		return 0;
-	if (bpf_map_delete_elem(&smd_sockhash, &ctx->key))
-		return 0;
-	__sync_fetch_and_or(&state->flags, SMD_PAIR_RELEASED(role));
-	smd_count(SMD_CTR_SOCKETS_RELEASED, 1);
 
 	/*
 	 * From here the socket is plain TCP: FIONREAD, splice and blocking reads count its TCP receive queue again.

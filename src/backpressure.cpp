@@ -11,8 +11,8 @@
 namespace sockmapd {
 namespace {
 
-// net.ipv4.tcp_rmem's built-in maximum
-constexpr std::uint64_t kKernelDefaultRmemMax = 6 * 1024 * 1024;
+// net.ipv4.tcp_rmem's and tcp_wmem's built-in maxima
+constexpr std::uint64_t kKernelDefaultRmemMax = 6 * 1024 * 1024, kKernelDefaultWmemMax = 4 * 1024 * 1024;
 
 bool struct_has_member(const struct btf* btf, const char* type, const char* member)
 {
@@ -41,6 +41,11 @@ std::optional<std::uint64_t> tcp_mem_max(const std::string& path)
 std::uint64_t tcp_rmem_max()
 {
     return tcp_mem_max("/proc/sys/net/ipv4/tcp_rmem").value_or(kKernelDefaultRmemMax);
+}
+
+std::uint64_t tcp_wmem_max()
+{
+    return tcp_mem_max("/proc/sys/net/ipv4/tcp_wmem").value_or(kKernelDefaultWmemMax);
 }
 
 namespace {

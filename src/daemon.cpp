@@ -190,14 +190,12 @@ std::uint64_t max_queued_bytes(const DaemonConfig& config, std::uint64_t rmem_ma
 {
     std::uint64_t limit = config.max_queued_bytes.value_or(0);
     if (limit)
-        spdlog::info("redirect queues: each starts at its receiver's SO_RCVBUF and grows like a TCP receive buffer "
-                     "up to {} bytes (tcp_rmem max), never past {} (--max-queued-bytes); a connection whose receiver "
-                     "falls behind leaves the redirect for TCP",
-                     rmem_max, limit);
+        spdlog::info("redirect queues: {} bytes at first (--max-queued-bytes), growing as the receiver reads up to {} "
+                     "bytes; a connection whose receiver falls behind leaves the redirect for TCP",
+                     limit, std::max(limit, rmem_max));
     else
-        spdlog::info("redirect queues: each starts at its receiver's SO_RCVBUF and grows like a TCP receive buffer "
-                     "up to {} bytes (tcp_rmem max); a connection whose receiver falls behind leaves the redirect "
-                     "for TCP",
+        spdlog::info("redirect queues: capped like a TCP receive buffer, growing as the receiver reads up to {} bytes "
+                     "(tcp_rmem max); a connection whose receiver falls behind leaves the redirect for TCP",
                      rmem_max);
     return limit;
 }
@@ -235,7 +233,7 @@ void run_daemon(const DaemonConfig& config)
     expire_hints(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();
-    datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max);
+    datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max());
     datapath.attach_release_iterator();
     Releaser releaser(datapath.release_iterator_fd(), datapath.pairs_fd(), datapath.events_fd());
     datapath.attach_sk_msg();

@@ -255,12 +255,13 @@ std::size_t Datapath::collect_inherited_pairs()
     return watched.size();
 }
 
-void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max)
+void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max)
 {
     std::uint32_t zero = 0;
     struct smd_control control {};
     control.max_queued_bytes = max_queued_bytes;
     control.rmem_max = rmem_max;
+    control.wmem_max = wmem_max;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.smd_control), &zero, &control, BPF_ANY) != 0)
         throw_errno(errno, "write smd_control (drain flag off, queue caps)");
 }

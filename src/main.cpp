@@ -63,9 +63,10 @@ int main(int argc, char** argv)
                    "YAML file saying which connections to accelerate (docs/policy.md); reloaded on SIGHUP and "
                    "when it changes; default: accelerate every local pair");
     app.add_option("--max-queued-bytes", config.max_queued_bytes,
-                   "the most unread redirected bytes any receiver may hold before its connection leaves the redirect "
-                   "for TCP (suffixes KiB, MiB, GiB); without it, or 0, each receiver's cap is its SO_RCVBUF, "
-                   "growing like a TCP receive buffer up to tcp_rmem's maximum")
+                   "unread redirected bytes a receiver may hold before it must show that it reads, or its connection "
+                   "leaves the redirect for TCP (suffixes KiB, MiB, GiB); the cap then grows as it reads, like a TCP "
+                   "receive buffer. Default (or 0): a fifth of what TCP holds for a stalled reader, about 0.8 MiB; "
+                   "more means fewer early moves to TCP and more memory per stalled reader")
         ->transform(CLI::AsSizeValue(false));
     app.add_option("--max-hints", config.max_hints,
                    "capacity of smd_hints: SYNs in flight plus those of handshakes that never completed, kept until "

@@ -205,12 +205,13 @@ std::string format_status_text(const StatusReport& report)
     if (report.control && (report.control->flags & SMD_CONTROL_DRAIN))
         out << "redirects:   draining (sockmapctl uninstall): every direction moves to TCP\n";
     else if (report.control) {
-        out << "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (its SO_RCVBUF, "
-               "growing like TCP's up to "
-            << report.control->rmem_max << " bytes";
+        out << "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (";
         if (report.control->max_queued_bytes)
-            out << ", at most " << report.control->max_queued_bytes << " (--max-queued-bytes)";
-        out << ")\n";
+            out << report.control->max_queued_bytes << " bytes at first (--max-queued-bytes)";
+        else
+            out << "TCP-like at first";
+        out << ", growing as it reads up to " << std::max(report.control->rmem_max, report.control->max_queued_bytes)
+            << " bytes)\n";
     }
     out << "programs:\n";
     for (const auto& p : report.programs)

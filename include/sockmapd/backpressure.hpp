@@ -14,6 +14,8 @@ std::optional<std::uint64_t> tcp_mem_max(const std::string& path);
 // net.ipv4.tcp_rmem's maximum (the kernel's built-in 6 MiB if it cannot be read): a redirect queue cap grows
 // up to it, as a TCP receive buffer would.
 std::uint64_t tcp_rmem_max();
+// net.ipv4.tcp_wmem's maximum (built-in 4 MiB): what a TCP sender buffers for a reader that stopped.
+std::uint64_t tcp_wmem_max();
 
 // Empty when the running kernel lets sk_msg read a receiver's redirect queue (the BTF of struct
 // sk_psock.msg_tot_len and the bpf_rdonly_cast kfunc); otherwise what is missing.

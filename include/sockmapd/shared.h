@@ -102,7 +102,6 @@ struct smd_pair_state {
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
 #define SMD_CTX_TCP_PINNED (1u << 0)   /* this direction used the TCP path once: never redirect again */
-#define SMD_CTX_PEER_DRAINED (1u << 1) /* the receiver was seen with nothing unread since queue_cap last grew */
 
 /* What one queued sk_msg costs the receiver's node besides its payload (struct sk_msg, from kmalloc-1k). */
 #define SMD_MSG_OVERHEAD 1024
@@ -113,9 +112,10 @@ struct smd_sock_ctx {
 	__u64 redirected_msgs;
 	__u64 passed_bytes;     /* bytes this socket sent on the TCP path while in the sockhash */
 	__u32 flags;            /* SMD_CTX_* */
-	__u32 queue_cap;        /* how much this direction may leave unread in the receiver: starts at the
-	                           receiver's SO_RCVBUF and grows like TCP's receive buffer (backpressure.bpf.h) */
+	__u32 queue_cap;        /* how much this direction may leave unread in the receiver; grows like a TCP
+	                           receive buffer as the receiver reads (backpressure.bpf.h) */
 	__u64 peer_sk;          /* the peer's smd_pair_state.sk, cached by sk_msg once known */
+	__u64 read_at_growth;   /* bytes the receiver had read of this direction when queue_cap last grew */
 };
 
 /* Per-CPU counters, indexes into smd_counters.value[]. Keep names in counters.cpp in the same order. */
@@ -249,11 +249,14 @@ struct smd_info {
 struct smd_control {
 	__u32 flags; /* SMD_CONTROL_* */
 	__u32 pad;
-	/* An upper bound on every direction's queue cap (unread redirected bytes, payload plus SMD_MSG_OVERHEAD
-	 * per message); 0: only the TCP-like cap applies. */
+	/* Every direction's first queue cap (unread redirected bytes, payload plus SMD_MSG_OVERHEAD per message)
+	 * and the least it may grow to; 0: the TCP-like first cap (backpressure.bpf.h). */
 	__u64 max_queued_bytes;
 	/* net.ipv4.tcp_rmem's maximum: a queue cap grows up to it as a TCP receive buffer would. */
 	__u64 rmem_max;
+	/* net.ipv4.tcp_wmem's maximum: what a TCP sender buffers for a reader that stopped, which the first queue
+	 * cap is sized against. */
+	__u64 wmem_max;
 };
 
 #endif /* SOCKMAPD_SHARED_H */

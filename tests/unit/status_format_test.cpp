@@ -32,7 +32,7 @@ StatusReport sample_report()
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         report.counters[i] = 1000 + i;
     report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
-    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736, .rmem_max = 33554432};
+    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736, .rmem_max = 33554432, .wmem_max = 4194304};
     return report;
 }
 
@@ -62,10 +62,10 @@ TEST(FormatStatus, RedirectsLineAndKeysFollowSmdControl)
 {
     StatusReport report = sample_report();
     EXPECT_CONTAINS(format_status_text(report),
-                    "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (its "
-                    "SO_RCVBUF, growing like TCP's up to 33554432 bytes, at most 37748736 (--max-queued-bytes))\n");
+                    "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (37748736 "
+                    "bytes at first (--max-queued-bytes), growing as it reads up to 37748736 bytes)\n");
     report.control->max_queued_bytes = 0;
-    EXPECT_CONTAINS(format_status_text(report), "growing like TCP's up to 33554432 bytes)\n");
+    EXPECT_CONTAINS(format_status_text(report), "(TCP-like at first, growing as it reads up to 33554432 bytes)\n");
     report.control->flags = SMD_CONTROL_DRAIN;
     EXPECT_CONTAINS(format_status_text(report), "redirects:   draining (sockmapctl uninstall)");
     EXPECT_EQ(json::parse(format_status_json(report))["draining"], true);
