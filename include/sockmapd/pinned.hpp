@@ -17,7 +17,7 @@ namespace sockmapd {
 inline constexpr const char* kPinnedMaps[] = {
     "smd_sockhash",    "smd_pairs",     "smd_hints",     "smd_sk_ctx",    "smd_counters",
     "smd_info",        "smd_control",   "smd_pol_ctl",   "smd_pol_slots", "smd_pol_ports",
-    "smd_pol_uids",    "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_rules", "smd_pol_hits"};
+    "smd_pol_uids",    "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_rules", "smd_pol_hits",  "smd_events"};
 
 struct ProgramInfo {
     std::uint32_t id = 0;
