@@ -322,16 +322,32 @@ TEST_F(BadInput, StatusOfAPinPathWithNothingPinned)
     EXPECT_FALSE(fs::exists("/sys/fs/bpf/does-not-exist"));
 }
 
-TEST_F(BadInput, SockmapctlWithoutSubcommand)
+// As kubectl, cilium and bpftool: no subcommand prints the help, and every usage error exits 2 (never CLI11's
+// own 105/106/109).
+TEST_F(BadInput, SockmapctlWithoutSubcommandPrintsHelpAndExits2)
 {
-    for (auto args : {std::vector<std::string>{}, std::vector<std::string>{"bogus"},
-                      std::vector<std::string>{"status", "--bogus"}}) {
+    auto bare = run_split({sockmapctl_bin()});
+    EXPECT_EQ(bare.exit_code, 2);
+    EXPECT_EQ(bare.out, "");
+    EXPECT_NE(bare.err.find("Usage: sockmapctl"), std::string::npos) << bare.err;
+    EXPECT_NE(bare.err.find("Subcommands:"), std::string::npos) << bare.err;
+
+    struct Case {
+        std::vector<std::string> args;
+        std::string must_mention;
+    };
+    for (const auto& c : std::vector<Case>{{{"bogus"}, "unknown subcommand 'bogus'"},
+                                           {{"policy", "bogus"}, "unknown subcommand 'bogus' for 'policy'"},
+                                           {{"status", "--bogus"}, "unknown flag '--bogus'"},
+                                           {{"policy", "check"}, "FILE"},
+                                           {{"status", "-o", "yaml"}, "yaml"},
+                                           {{"uninstall", "--timeout", "-1"}, "--timeout"}}) {
         std::vector<std::string> argv{sockmapctl_bin()};
-        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
         auto result = run_split(argv);
         SCOPED_TRACE(result.err);
-        EXPECT_NE(result.exit_code, 0);
-        expect_one_line(result, "sockmapctl: ", {"--help"});
+        EXPECT_EQ(result.exit_code, 2);
+        expect_one_line(result, "sockmapctl: ", {c.must_mention, "--help"});
     }
 }
 
@@ -357,12 +373,15 @@ TEST(CommandLineHelp, SockmapctlListsItsSubcommandsAndFlags)
         EXPECT_NE(status.out.find(flag), std::string::npos) << flag << " missing from:\n" << status.out;
 }
 
-TEST(CommandLineHelp, VersionPrintsOneLine)
+TEST(CommandLineHelp, VersionPrintsOneLineWithRevisionAndLibbpf)
 {
-    for (const auto& bin : {sockmapd_bin(), sockmapctl_bin()}) {
-        auto result = run_split({bin, "--version"});
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {sockmapd_bin(), "--version"}, {sockmapctl_bin(), "--version"}, {sockmapctl_bin(), "version"}}) {
+        auto result = run_split(argv);
         EXPECT_EQ(result.exit_code, 0) << result.err;
         EXPECT_EQ(lines_of(result.out).size(), 1u) << result.out;
+        EXPECT_NE(result.out.find(" (git "), std::string::npos) << result.out;
+        EXPECT_NE(result.out.find(", libbpf v"), std::string::npos) << result.out;
     }
 }
 

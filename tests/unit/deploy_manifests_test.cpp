@@ -150,12 +150,15 @@ std::string join(const std::vector<std::string>& words)
     return text;
 }
 
+// The release of `sockmapd --version` ("sockmapd 0.1.0 (git ..., libbpf ...)"): the image tag.
 std::string binary_version()
 {
     auto result = run({SMD_SOCKMAPD_BIN, "--version"});
     EXPECT_EQ(result.exit_code, 0);
-    std::string version = result.output;
-    version.erase(version.find_last_not_of(" \n") + 1);
+    std::istringstream words(result.output);
+    std::string program, version;
+    words >> program >> version;
+    EXPECT_EQ(program, "sockmapd") << result.output;
     return version;
 }
 
