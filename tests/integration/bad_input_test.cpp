@@ -9,8 +9,9 @@
 
 #include "bpf_inventory.hpp"
 #include "fixture.hpp"
-#include "split_command.hpp"
+#include "sockmapd/cgroup.hpp"
 #include "sockmapd/shared.h"
+#include "split_command.hpp"
 
 namespace smdtest {
 namespace {
@@ -351,6 +352,91 @@ TEST_F(BadInput, SockmapctlWithoutSubcommandPrintsHelpAndExits2)
     }
 }
 
+// An unset variable in a unit file or an empty ConfigMap key gives `--cgroup ""`: refused, never the whole host.
+TEST_F(BadInput, EmptyOrBlankCgroupAttachesNothingAnywhere)
+{
+    std::string root = sockmapd::detect_cgroup2_root();
+    auto root_before = cgroup_programs(root);
+    for (std::string blank : {"", " ", "\t"}) {
+        SCOPED_TRACE("--cgroup '" + blank + "'");
+        std::string pins = fresh_pin_path();
+        for (auto extra : {std::vector<std::string>{}, std::vector<std::string>{"--check"}}) {
+            std::vector<std::string> args{"--cgroup", blank, "--pin-path", pins};
+            args.insert(args.end(), extra.begin(), extra.end());
+            expect_refused(args, {"--cgroup is", "unset variable", "--help"});
+        }
+        EXPECT_FALSE(fs::exists(pins));
+        EXPECT_EQ(cgroup_programs(root), root_before) << "something attached to the cgroup v2 root";
+    }
+    auto run = run_split({sockmapd_bin(), "--cgroup", ""});
+    EXPECT_EQ(run.exit_code, 2) << "a usage error";
+}
+
+TEST_F(BadInput, MaxQueuedBytesNegativeOrOutOfRange)
+{
+    for (std::string value : {"-1", "-0", "18446744073709551615", "5GiB", "1.5MiB", "8XB", "lots"}) {
+        SCOPED_TRACE("--max-queued-bytes " + value);
+        std::string pins = fresh_pin_path();
+        expect_refused({"--cgroup", cgroup_path(), "--pin-path", pins, "--max-queued-bytes", value},
+                       {"--max-queued-bytes " + value, "--help"});
+        EXPECT_FALSE(fs::exists(pins));
+    }
+}
+
+// A second sockmapd (its own pin path) on a cgroup whose sock_ops already is sockmapd's, there or above: every
+// socket goes into the first one's sockhash, so the second would pair nothing. It is refused with one line
+// naming the first, attaches and pins nothing, and the first keeps pairing.
+TEST_F(BadInput, SecondSockmapdOnTheSameCgroupOrBelowIsRefused)
+{
+    std::string child = cgroup_path() + "/child", grandchild = child + "/grandchild";
+    ASSERT_TRUE(fs::create_directories(grandchild));
+    struct RemoveDirs {
+        std::vector<std::string> dirs;
+        ~RemoveDirs()
+        {
+            for (const auto& d : dirs)
+                ::rmdir(d.c_str());
+        }
+    } cleanup{{grandchild, child}};
+
+    daemon().start();
+    auto attached_before = cgroup_programs(cgroup_path());
+    ASSERT_EQ(attached_before.size(), 1u);
+    auto programs = daemon().status()["programs"];
+    std::string sockops_id;
+    for (const auto& p : programs)
+        if (p["type"] == "sock_ops")
+            sockops_id = std::to_string(p["id"].get<unsigned>());
+    ASSERT_FALSE(sockops_id.empty()) << programs;
+
+    for (const auto& target : {cgroup_path(), grandchild}) {
+        std::string pins = fresh_pin_path();
+        SCOPED_TRACE(target);
+        bool others_before = other_daemons_running();
+        auto programs_before = smd_program_ids();
+        auto result = run_split({sockmapd_bin(), "--cgroup", target, "--pin-path", pins, "--metrics-address", ""},
+                                std::nullopt, std::chrono::seconds(15));
+        EXPECT_EQ(result.exit_code, 1);
+        expect_one_line(result, "sockmapd: ",
+                        {"another sockmapd already runs sock_ops for cgroup " + target,
+                         "smd_sockops (prog id " + sockops_id + ", pins at " + daemon().pin_path() + ")",
+                         "attached to " + cgroup_path(), "would pair nothing"});
+        EXPECT_FALSE(fs::exists(pins));
+        EXPECT_EQ(cgroup_programs(target), target == cgroup_path() ? attached_before : std::vector<std::string>{});
+        expect_no_new_programs(programs_before, others_before);
+    }
+
+    EXPECT_TRUE(daemon().running());
+    EXPECT_EQ(cgroup_programs(cgroup_path()), attached_before);
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    auto r = duplex_transfer(client.get(), server.get(), 71, 1 << 20, 72, 1 << 20, {65536});
+    expect_intact(r, 71, 1 << 20, 72, 1 << 20);
+    EXPECT_EQ(daemon().counter("pairs_made"), 1u);
+    EXPECT_EQ(daemon().counter("redirected_bytes"), 2u << 20);
+}
+
 // Smoke test: --help works without root or BPF and lists every flag.
 TEST(CommandLineHelp, SockmapdListsItsFlags)
 {
@@ -385,9 +471,8 @@ TEST(CommandLineHelp, VersionPrintsOneLineWithRevisionAndLibbpf)
     }
 }
 
-// Not run on purpose: without --cgroup the daemon attaches to the cgroup v2 mount, i.e. the whole host. The
-// detection itself (detect_cgroup2_root) is covered by the unit tests in tests/unit/cgroup_test.cpp and
-// mountinfo_test.cpp.
+// Without --cgroup the daemon attaches to the cgroup v2 mount, i.e. the whole host: CgroupScope runs that case
+// inside a cgroup namespace whose root is the test's own cgroup (cli_safety_test.cpp).
 
 } // namespace
 } // namespace smdtest
