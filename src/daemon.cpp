@@ -189,8 +189,8 @@ std::uint64_t max_queued_bytes(const DaemonConfig& config)
                      missing);
         return limit;
     }
-    spdlog::info("backpressure: a direction whose receiver holds over {} unread redirected bytes moves to TCP",
-                 limit);
+    spdlog::info("backpressure: a direction whose receiver holds over {} of unread redirected data moves to TCP",
+                 format_bytes(limit));
     return limit;
 }
 
