@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <ostream>
+#include <regex>
 #include <string>
 
 #include "sockmapd/error.hpp"
@@ -56,10 +58,25 @@ std::string one_line(std::string text)
     std::replace(text.begin(), text.end(), '\n', ' ');
     while (!text.empty() && text.back() == ' ')
         text.pop_back();
+    static const std::regex missing_value(R"(^(-[-\w]+): \d+ required (\S+) missing$)");
+    if (std::smatch m; std::regex_match(text, m, missing_value))
+        return m[1].str() + " needs a value (" + m[2].str() + ")";
     auto colon = text.find(": ");
-    if (text.rfind("--", 0) == 0 && colon != std::string::npos && text.find(' ') > colon &&
+    if (text.rfind("-", 0) == 0 && colon != std::string::npos && text.find(' ') > colon &&
         colon + 2 < text.size() && !std::isupper(static_cast<unsigned char>(text[colon + 2])))
         text.erase(colon, 1);
+    return text;
+}
+
+std::string shown(const std::string& value)
+{
+    return value.empty() ? "\"\"" : value;
+}
+
+std::string plain_number(double value)
+{
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", value);
     return text;
 }
 
@@ -116,6 +133,43 @@ CLI::Validator byte_size(std::uint64_t max)
             }
         },
         "", "byte size");
+}
+
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max)
+{
+    return CLI::Validator(
+        [min, max](std::string& value) -> std::string {
+            std::string expected = "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+            bool ok = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+            std::uint64_t number = 0;
+            for (std::size_t i = 0; ok && i < value.size(); ++i)
+                ok = !__builtin_mul_overflow(number, 10u, &number) &&
+                     !__builtin_add_overflow(number, static_cast<unsigned>(value[i] - '0'), &number);
+            if (!ok || number < min || number > max)
+                return shown(value) + " is not " + expected;
+            return "";
+        },
+        "", "whole number");
+}
+
+CLI::Validator seconds(double min, double max)
+{
+    return CLI::Validator(
+        [min, max](std::string& value) -> std::string {
+            std::size_t used = 0;
+            double number = -1;
+            try {
+                number = std::stod(value, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (value.empty() || used != value.size() || value.find_first_of("-+") != std::string::npos ||
+                !(number >= min && number <= max))
+                return shown(value) + " is not a number of seconds from " + plain_number(min) + " to " +
+                       plain_number(max);
+            return "";
+        },
+        "", "seconds");
 }
 
 void use_plain_help(CLI::App& app)

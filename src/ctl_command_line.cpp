@@ -70,7 +70,7 @@ std::variant<CtlCommandLine, int> parse_ctl_command_line(const std::vector<std::
     uninstall->add_option("--timeout", line.timeout_seconds, "seconds (0 to 86400) to wait for readers to read "
                                                              "redirected data")
         ->type_name("SECONDS")
-        ->check(CLI::Range(0.0, 86400.0).description(""))
+        ->check(seconds(0, 86400))
         ->capture_default_str();
     uninstall->add_flag("--force", line.force, "after the timeout, drop unread redirected data instead of refusing");
     auto* policy = app.add_subcommand("policy", "acceleration policy files (docs/policy.md)");

@@ -44,7 +44,7 @@ std::variant<DaemonCommandLine, int> parse_daemon_command_line(const std::vector
     app.add_option("--max-sockets", config.max_sockets,
                    "capacity of the sockhash, sockets accelerated at once (2 to 16777216)")
         ->type_name("N")
-        ->check(CLI::Range(2u, 1u << 24).description(""))
+        ->check(whole_number(2, 1u << 24))
         ->capture_default_str();
     app.add_option("--policy", config.policy_path,
                    "YAML file saying which connections to accelerate (docs/policy.md); reloaded on SIGHUP and "
@@ -61,13 +61,13 @@ std::variant<DaemonCommandLine, int> parse_daemon_command_line(const std::vector
                    "completed, kept until --hint-max-age; a SYN that finds it full is counted (hints_full) and its "
                    "connection stays on TCP")
         ->type_name("N")
-        ->check(CLI::Range(16u, 1u << 24).description(""))
+        ->check(whole_number(16, 1u << 24))
         ->capture_default_str();
     std::uint32_t hint_max_age_s = SMD_DEFAULT_HINT_MAX_AGE_S;
     app.add_option("--hint-max-age", hint_max_age_s,
                    "seconds (1 to 3600) after which the SYN hint of a handshake that did not complete is deleted")
         ->type_name("SECONDS")
-        ->check(CLI::Range(1u, 3600u).description(""))
+        ->check(whole_number(1, 3600))
         ->capture_default_str();
     app.add_flag("--check", line.check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
     app.add_flag("--json", line.json, "with --check: machine-readable report (same as -o json)");

@@ -31,6 +31,12 @@ CLI::Validator non_blank(const std::string& what_to_pass);
 // Parses a byte size (human_units.hpp: 8MiB, 64KiB, 0) up to max into the option's integer.
 CLI::Validator byte_size(std::uint64_t max);
 
+// Whole numbers from min to max, written as digits only (no sign, no fraction): "VALUE is not a whole number
+// from MIN to MAX" otherwise, in place of CLI11's "Value VALUE not in range MIN to MAX".
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max);
+// A number of seconds from min to max, fractions allowed.
+CLI::Validator seconds(double min, double max);
+
 // Help for humans: wide enough for "--metrics-address HOST:PORT". Options name their values themselves
 // (->type_name("DIR")), so that no CLI11 type such as TEXT or UINT:SIZE shows.
 void use_plain_help(CLI::App& app);

@@ -98,8 +98,16 @@ TEST(DaemonCommandLine, OtherSizesAreRangeChecked)
              {"--max-sockets", "-4"}, {"--max-sockets", "1"}, {"--max-sockets", "4294967296"},
              {"--max-hints", "-16"}, {"--max-hints", "16777217"}, {"--hint-max-age", "0"}, {"--hint-max-age", "-1"}}) {
         SCOPED_TRACE(flag + " " + value);
-        expect_usage_error(daemon({flag, value}), "sockmapd", {flag});
+        expect_usage_error(daemon({flag, value}), "sockmapd", {flag + " " + value + " is not a whole number from "});
     }
+    expect_usage_error(ctl({"uninstall", "--timeout", "soon"}), "sockmapctl",
+                       {"--timeout soon is not a number of seconds from 0 to 86400"});
+}
+
+TEST(DaemonCommandLine, AFlagWithoutItsValueSaysWhatItNeeds)
+{
+    expect_usage_error(daemon({"--cgroup"}), "sockmapd", {"--cgroup needs a value (DIR)"});
+    expect_usage_error(ctl({"status", "--pin-path"}), "sockmapctl", {"--pin-path needs a value (DIR)"});
 }
 
 TEST(DaemonCommandLine, EveryUsageErrorExits2WithOneLine)
