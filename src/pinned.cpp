@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/hints.hpp"
@@ -45,20 +46,21 @@ void for_each_key(int fd, Visit visit)
     }
 }
 
-// A socket leaves the sockhash when it closes, with or without a daemon; its pair entry leaves only when sock_ops
-// sees the close, which it cannot while no daemon runs.
-bool any_end_in_sockhash(int sockhash, const struct smd_pair_key& pair)
-{
-    std::uint64_t cookie = 0;
-    for (std::uint32_t role : {SMD_ROLE_ACTIVE, SMD_ROLE_PASSIVE}) {
-        struct smd_sock_key key {};
-        key.pair = pair;
-        key.role = role;
-        if (bpf_map_lookup_elem(sockhash, &key, &cookie) == 0)
-            return true;
+// The pairs with a socket in the sockhash, from the walk that counts the sockets (no lookup per pair). A socket
+// leaves the sockhash when it closes, with or without a daemon; its pair entry leaves only when sock_ops sees the
+// close, which it cannot while no daemon runs. Keys are compared as bytes: both maps hold the kernel's copy.
+class PairsInSockhash {
+public:
+    void add(const struct smd_pair_key& pair) { keys_.insert(bytes(pair)); }
+    bool contains(const struct smd_pair_key& pair) const { return keys_.count(bytes(pair)) != 0; }
+
+private:
+    static std::string bytes(const struct smd_pair_key& pair)
+    {
+        return std::string(reinterpret_cast<const char*>(&pair), sizeof(pair));
     }
-    return false;
-}
+    std::unordered_set<std::string> keys_;
+};
 
 std::optional<bool> read_bpf_stats_enabled()
 {
@@ -132,9 +134,13 @@ MapFill PinnedDatapath::fill() const
 {
     MapFill fill;
     // A sockhash cannot be read in batches: one get_next_key per socket.
-    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++fill.sockets; });
+    PairsInSockhash in_sockhash;
+    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const struct smd_sock_key& key) {
+        ++fill.sockets;
+        in_sockhash.add(key.pair);
+    });
     for_each_pair([&](const PairEntry& entry) {
-        if (!any_end_in_sockhash(sockhash_.get(), entry.key))
+        if (!in_sockhash.contains(entry.key))
             ++fill.closed_pairs;
         else if (entry.state.flags & SMD_PAIR_PASSIVE_IN)
             ++fill.pairs;
