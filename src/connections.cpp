@@ -112,7 +112,7 @@ nlohmann::ordered_json direction_json(const ConnectionEnd& sender)
             {"redirected_messages", sender.ctx->redirected_msgs},
             {"fallback_bytes", sender.ctx->passed_bytes},
             {"on_tcp", (sender.ctx->flags & SMD_CTX_TCP_PINNED) != 0},
-            {"moved_by_backpressure", (sender.ctx->flags & SMD_CTX_BACKPRESSURE) != 0}};
+            {"queue_cap", sender.ctx->queue_cap}};
 }
 
 } // namespace

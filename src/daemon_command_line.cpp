@@ -51,9 +51,10 @@ std::variant<DaemonCommandLine, int> parse_daemon_command_line(const std::vector
                    "when it changes; default: accelerate every local pair")
         ->type_name("FILE");
     app.add_option("--max-queued-bytes", config.max_queued_bytes,
-                   "unread redirected bytes a receiver may hold before its sender moves to TCP, where the receive "
-                   "window bounds it: 0 (no limit) to 4GiB, e.g. 8MiB; default: tcp_rmem's plus tcp_wmem's "
-                   "maximum, what TCP buffers")
+                   "unread redirected bytes a receiver may hold before it must show that it reads, or its connection "
+                   "leaves the redirect for TCP: 0 to 4GiB, e.g. 8MiB; the cap then grows as it reads, like a TCP "
+                   "receive buffer. Default (or 0): a fifth of what TCP holds for a stalled reader, about 0.8MiB; more "
+                   "means fewer early moves to TCP and more memory per stalled reader")
         ->type_name("SIZE")
         ->transform(byte_size(kMaxQueuedBytesLimit));
     app.add_option("--max-hints", config.max_hints,

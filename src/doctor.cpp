@@ -204,14 +204,19 @@ DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
     for (const auto& [name, supported] : facts.helpers)
         add(report, "helper " + name, supported ? CheckStatus::ok : CheckStatus::fail,
             supported ? "available" : "not available to this program type", supported ? "" : "use Linux 5.15 or newer");
+    // Either gap would let an application tell that its connection is accelerated: sockmapd does not start.
     if (facts.backpressure_missing.empty())
         add(report, "backpressure", CheckStatus::ok,
             "sk_msg reads the receiver's redirect queue (sk_psock.msg_tot_len, bpf_rdonly_cast)");
     else
-        add(report, "backpressure", CheckStatus::warn,
-            facts.backpressure_missing + ": a receiver that stops reading lets its sender queue without bound",
-            "use a kernel whose struct sk_psock has msg_tot_len and that has bpf_rdonly_cast (6.2 or newer), or "
-            "scope sockmapd to trusted readers with a policy");
+        add(report, "backpressure", CheckStatus::fail,
+            facts.backpressure_missing + ": a receiver that stops reading would let its sender queue without bound",
+            "use Linux 6.2 or newer");
+    if (facts.fionread_missing.empty())
+        add(report, "FIONREAD", CheckStatus::ok, "counts the redirect queue of a socket in the sockhash (tcp_bpf_ioctl)");
+    else
+        add(report, "FIONREAD", CheckStatus::fail, facts.fionread_missing,
+            "use a kernel with that fix (Linux 7.0, 6.18.14, 6.12.75, 6.6.128 or newer in their series)");
     return report;
 }
 
@@ -297,6 +302,7 @@ void probe_kernel(EnvironmentFacts& facts)
          })
         facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
     facts.backpressure_missing = backpressure_unavailable();
+    facts.fionread_missing = fionread_unavailable();
 }
 
 EnvironmentFacts probe_environment(const std::string& cgroup, const std::string& pin_path)

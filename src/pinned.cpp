@@ -207,6 +207,7 @@ std::string format_status_json(const StatusReport& report)
     out["max_hints"] = report.max_hints;
     if (report.control) {
         out["max_queued_bytes"] = report.control->max_queued_bytes;
+        out["rmem_max"] = report.control->rmem_max;
         out["draining"] = (report.control->flags & SMD_CONTROL_DRAIN) != 0;
     } else {
         out["max_queued_bytes"] = nullptr;
@@ -245,11 +246,16 @@ std::string format_status_text(const StatusReport& report)
     out << "syn hints:   " << report.hints << " of " << report.max_hints << " in smd_hints\n";
     if (report.control && (report.control->flags & SMD_CONTROL_DRAIN))
         out << "redirects:   draining (sockmapctl uninstall): every direction moves to TCP\n";
-    else if (report.control && report.control->max_queued_bytes)
-        out << "redirects:   a direction moves to TCP when its receiver holds over "
-            << format_bytes(report.control->max_queued_bytes) << " unread\n";
-    else if (report.control)
-        out << "redirects:   no backpressure limit (--max-queued-bytes 0)\n";
+    else if (report.control) {
+        out << "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (";
+        if (report.control->max_queued_bytes)
+            out << format_bytes(report.control->max_queued_bytes) << " at first (--max-queued-bytes)";
+        else
+            out << "TCP-like at first";
+        out << ", growing as it reads up to "
+            << format_bytes(std::max(report.control->rmem_max, report.control->max_queued_bytes)) << ")
+";
+    }
     out << "programs:\n";
     for (const auto& p : report.programs) {
         out << "  " << p.id << " " << p.name << " (" << p.type << ") ";

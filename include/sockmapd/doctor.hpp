@@ -23,6 +23,7 @@ struct EnvironmentFacts {
     std::vector<std::pair<std::string, bool>> map_types;
     std::vector<std::pair<std::string, bool>> helpers;
     std::string backpressure_missing; // empty when sk_msg can read a receiver's redirect queue
+    std::string fionread_missing;     // empty when FIONREAD counts a paired socket's redirect queue
     std::string cgroup2_mount;  // empty: no cgroup v2 mount
     std::string cgroup;         // the cgroup sockmapd would attach to
     std::string cgroup_error;   // empty when cgroup is a usable cgroup v2 directory

@@ -123,21 +123,17 @@ TEST_F(ShutdownTest, ManyShortHalfClosedExchangesEndExactlyAtTheLastByte)
     expect_redirected(total, kExchanges);
 }
 
-// KNOWN BUG (accelerated half): the classic blocking client -- send the request, shutdown(SHUT_WR), block in
-// recv() for the reply -- gets recv() == -1/EAGAIN on a blocking socket with no SO_RCVTIMEO, a few ms after
-// its shutdown, before the reply. tcp_bpf_recvmsg() sleeps once in tcp_msg_wait_data() and returns -EAGAIN
-// when woken without data, instead of sleeping again until data, EOF or the timeout as tcp_recvmsg() does;
-// the ACK of the client's FIN (FIN_WAIT1 -> FIN_WAIT2, sk_state_change) is such a wake-up. No byte is lost
-// (the next recv() returns the reply) but a client that treats -1 as an error drops the connection. Same
-// cause as Mesh's finding with a relay blocked in recv() while it half-closes.
+// The classic blocking client -- send the request, shutdown(SHUT_WR), block in recv() for the reply. In the
+// sockhash, tcp_bpf_recvmsg() sleeps once in tcp_msg_wait_data() and returns -EAGAIN when woken without data
+// (the ACK of the client's own FIN, FIN_WAIT1 -> FIN_WAIT2, is such a wake-up) where tcp_recvmsg() sleeps on.
+// So a blocking socket makes its connection leave the redirect at its first send, and leaves the sockhash
+// itself inside shutdown() (sockops.bpf.c): its recv() is tcp_recvmsg()'s. This client connects non-blocking and
+// turns blocking afterwards, so the connection was paired first.
 TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
 {
     constexpr std::uint64_t kLength = 1 * kMiB;
     for (Mode mode : kModes) {
         enter(mode);
-        if (accelerated())
-            SMD_KNOWN_BUG("a blocking recv() returns EAGAIN after the socket's own shutdown(SHUT_WR): "
-                          "tcp_bpf_recvmsg() gives up after one wake-up without data");
         auto pair = open_pair("127.0.0.1");
         std::thread server([&] {
             auto deadline = Clock::now() + 10s;
@@ -188,7 +184,9 @@ TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
         EXPECT_EQ(failure, "") << label(mode, "blocking client");
         EXPECT_TRUE(digest_is(Digest{got, sha.hex()}, expected_digest(2, kLength)));
         pair = {};
-        expect_redirected(2 * kLength, 1);
+        expect_redirected_or_left(2 * kLength, "left_blocking_reader");
+        if (accelerated())
+            EXPECT_EQ(moved_since_enter("pairs_made"), 1u) << "paired while non-blocking, then stepped aside";
     }
 }
 

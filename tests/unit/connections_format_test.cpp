@@ -36,7 +36,8 @@ std::vector<Connection> sample_pairs()
     c.server.ctx->redirected_bytes = 2000;
     c.server.ctx->redirected_msgs = 1;
     c.server.ctx->passed_bytes = 30;
-    c.server.ctx->flags = SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE;
+    c.server.ctx->flags = SMD_CTX_TCP_PINNED;
+    c.server.ctx->queue_cap = 131072;
     // A v4 client of a dual-stack listener: the server sees v4-mapped addresses, which is no NAT.
     Connection mapped = c;
     mapped.client.local = "127.0.0.1:41002";
@@ -87,8 +88,8 @@ TEST(FormatConnectionsJson, OneObjectPerPairWithEndsAndDirections)
     EXPECT_EQ(out[0]["server_to_client"]["redirected_bytes"], 2000);
     EXPECT_EQ(out[0]["server_to_client"]["fallback_bytes"], 30);
     EXPECT_EQ(out[0]["server_to_client"]["on_tcp"], true);
-    EXPECT_EQ(out[0]["server_to_client"]["moved_by_backpressure"], true);
-    EXPECT_EQ(out[0]["client_to_server"]["moved_by_backpressure"], false);
+    EXPECT_EQ(out[0]["server_to_client"]["queue_cap"], 131072);
+    EXPECT_EQ(out[0]["client_to_server"]["queue_cap"], 0);
     EXPECT_EQ(out[1]["passive_cookie"], 0);
     EXPECT_EQ(out[1]["state"], "waiting");
     EXPECT_EQ(out[1]["netns_inode"], nullptr);

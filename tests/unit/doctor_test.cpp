@@ -131,18 +131,32 @@ TEST(Doctor, UnmountedBpffsSaysTheDaemonWillMountItOnlyWithCapSysAdmin)
     EXPECT_NE(failed->detail.find("CAP_SYS_ADMIN, which this process lacks"), std::string::npos) << failed->detail;
 }
 
-// Without a way to read the receiver's queue the data path still works, unbounded for a stalled reader: a warning.
-TEST(Doctor, MissingBackpressureIsAWarningThatSaysWhatIsUnbounded)
+// Without a way to read the receiver's queue a stalled reader would be unbounded: sockmapd does not start.
+TEST(Doctor, MissingBackpressureRefusesAndSaysWhatWouldBeUnbounded)
 {
     auto facts = healthy();
-    facts.backpressure_missing = "struct sk_psock has no msg_tot_len";
+    facts.backpressure_missing = "struct sk_psock has no msg_tot_len (Linux 6.2 or newer)";
     auto report = evaluate(facts);
-    EXPECT_TRUE(report.usable());
-    const CheckResult* warned = find_check(report, "backpressure", CheckStatus::warn);
-    ASSERT_NE(warned, nullptr);
-    EXPECT_NE(warned->detail.find("msg_tot_len"), std::string::npos) << warned->detail;
-    EXPECT_NE(warned->detail.find("without bound"), std::string::npos) << warned->detail;
-    EXPECT_FALSE(warned->remedy.empty());
+    EXPECT_FALSE(report.usable());
+    const CheckResult* failed = find_check(report, "backpressure", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("msg_tot_len"), std::string::npos) << failed->detail;
+    EXPECT_NE(failed->detail.find("without bound"), std::string::npos) << failed->detail;
+    EXPECT_FALSE(failed->remedy.empty());
+}
+
+// A kernel whose FIONREAD hides redirected bytes would stall readers like nginx: refused, naming the fix.
+TEST(Doctor, FionreadThatHidesRedirectedBytesRefusesAndNamesTheFix)
+{
+    auto facts = healthy();
+    facts.fionread_missing = "FIONREAD ... fixed by 929e30f93125 in 6.12.75";
+    auto report = evaluate(facts);
+    EXPECT_FALSE(report.usable());
+    const CheckResult* failed = find_check(report, "FIONREAD", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("929e30f93125"), std::string::npos) << failed->detail;
+    EXPECT_NE(failed->remedy.find("6.12.75"), std::string::npos) << failed->remedy;
+    EXPECT_TRUE(evaluate(healthy()).usable());
 }
 
 // Known bugs apply below the release that fixed them; none listed today is on sockmapd's data path.

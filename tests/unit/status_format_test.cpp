@@ -32,7 +32,7 @@ StatusReport sample_report()
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         report.counters[i] = 1000 + i;
     report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
-    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736};
+    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736, .rmem_max = 33554432, .wmem_max = 4194304};
     return report;
 }
 
@@ -53,17 +53,20 @@ TEST(FormatStatusJson, ParsesAndCarriesEveryField)
     EXPECT_EQ(out["hints"], 3);
     EXPECT_EQ(out["max_hints"], SMD_DEFAULT_MAX_HINTS);
     EXPECT_EQ(out["max_queued_bytes"], 37748736);
+    EXPECT_EQ(out["rmem_max"], 33554432);
     EXPECT_EQ(out["draining"], false);
 }
 
-// smd_control: the backpressure limit in force, a drain in progress, or pins too old to have the map.
+// smd_control: the queue caps in force, a drain in progress, or pins too old to have the map.
 TEST(FormatStatus, RedirectsLineAndKeysFollowSmdControl)
 {
     StatusReport report = sample_report();
     EXPECT_CONTAINS(format_status_text(report),
-                    "redirects:   a direction moves to TCP when its receiver holds over 36 MiB unread\n");
+                    "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (36 MiB at "
+                    "first (--max-queued-bytes), growing as it reads up to 36 MiB)
+");
     report.control->max_queued_bytes = 0;
-    EXPECT_CONTAINS(format_status_text(report), "redirects:   no backpressure limit (--max-queued-bytes 0)\n");
+    EXPECT_CONTAINS(format_status_text(report), "(TCP-like at first, growing as it reads up to 32 MiB)\n");
     report.control->flags = SMD_CONTROL_DRAIN;
     EXPECT_CONTAINS(format_status_text(report), "redirects:   draining (sockmapctl uninstall)");
     EXPECT_EQ(json::parse(format_status_json(report))["draining"], true);
