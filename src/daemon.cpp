@@ -19,9 +19,11 @@
 #include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
+#include "sockmapd/conflicts.hpp"
 #include "sockmapd/datapath.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/http_server.hpp"
+#include "sockmapd/human_units.hpp"
 #include "sockmapd/instance_lock.hpp"
 #include "sockmapd/metrics.hpp"
 #include "sockmapd/notify.hpp"
@@ -190,14 +192,41 @@ std::uint64_t max_queued_bytes(const DaemonConfig& config, std::uint64_t rmem_ma
 {
     std::uint64_t limit = config.max_queued_bytes.value_or(0);
     if (limit)
-        spdlog::info("redirect queues: {} bytes at first (--max-queued-bytes), growing as the receiver reads up to {} "
-                     "bytes; a connection whose receiver falls behind leaves the redirect for TCP",
-                     limit, std::max(limit, rmem_max));
+        spdlog::info("redirect queues: {} at first (--max-queued-bytes), growing as the receiver reads up to {}; a "
+                     "connection whose receiver falls behind leaves the redirect for TCP",
+                     format_bytes(limit), format_bytes(std::max(limit, rmem_max)));
     else
-        spdlog::info("redirect queues: capped like a TCP receive buffer, growing as the receiver reads up to {} bytes "
+        spdlog::info("redirect queues: capped like a TCP receive buffer, growing as the receiver reads up to {} "
                      "(tcp_rmem max); a connection whose receiver falls behind leaves the redirect for TCP",
-                     rmem_max);
+                     format_bytes(rmem_max));
     return limit;
+}
+
+// No --cgroup means the whole host: allowed (the node-agent use), but said once, loudly. An empty --cgroup never
+// gets here (the command line refuses it), and a blank one is refused here too, for callers other than main.
+std::string resolve_cgroup(const std::string& flag)
+{
+    if (!flag.empty() && flag.find_first_not_of(" \t\r\n") == std::string::npos)
+        throw Error("--cgroup is blank (an unset variable?); pass a cgroup v2 directory, or leave --cgroup out to "
+                    "accelerate the whole host");
+    if (!flag.empty())
+        return flag;
+    std::string root = detect_cgroup2_root();
+    spdlog::warn("no --cgroup: attaching to the cgroup v2 root {}, so every process on this host is in scope; pass "
+                 "--cgroup DIR to narrow it",
+                 root);
+    return root;
+}
+
+// Another sockmapd's sock_ops on this cgroup or above it takes every socket first: refuse. Other agents' programs
+// may or may not get in the way: warn.
+void check_sock_ops_conflicts(const std::string& cgroup, const std::string& pin_path)
+{
+    auto conflicts = find_sock_ops_conflicts(cgroup, pin_path);
+    if (!conflicts.sockmapd.empty())
+        throw Error(another_sockmapd_message(cgroup, conflicts.sockmapd));
+    if (!conflicts.others.empty())
+        spdlog::warn("{}", other_sock_ops_message(cgroup, conflicts.others));
 }
 
 } // namespace
@@ -209,15 +238,17 @@ void run_daemon(const DaemonConfig& config)
     if (!config.metrics_address.empty())
         metrics_address = parse_listen_address(config.metrics_address);
     throw_first(check_privileges());
-    std::string cgroup = config.cgroup.empty() ? detect_cgroup2_root() : config.cgroup;
+    std::string cgroup = resolve_cgroup(config.cgroup);
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
+    throw_first(check_bpffs_mount(plan));
     throw_first(check_kernel_features());
     PolicyControl policy(config.policy_path, detect_cgroup2_root());
     // A second daemon on existing pins is told so before its metrics port could collide with the first's.
     std::optional<InstanceLock> lock;
     if (std::filesystem::is_directory(config.pin_path))
         lock.emplace(config.pin_path);
+    check_sock_ops_conflicts(cgroup, config.pin_path);
     // Listening is the last check: a taken port stops the start before anything is pinned or attached.
     MetricsSource metrics;
     std::optional<HttpServer> http;

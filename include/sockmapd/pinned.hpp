@@ -32,6 +32,8 @@ struct MapFill {
     std::uint64_t sockets = 0;    // entries in the sockhash
     std::uint64_t pairs = 0;      // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0; // active end in, passive not (yet)
+    std::uint64_t closed_pairs = 0; // entries neither of whose sockets is in the sockhash any more: they closed
+                                    // while no sock_ops ran to see it; the next daemon start removes them
     std::uint64_t hints = 0;      // entries in smd_hints
 };
 
@@ -56,8 +58,10 @@ struct StatusReport {
     std::uint64_t sockets = 0;        // entries in the sockhash
     std::uint64_t pairs = 0;          // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0;     // active end in, passive not (yet)
+    std::uint64_t closed_pairs = 0;   // see MapFill
     std::uint64_t hints = 0;          // entries in smd_hints
     std::uint32_t max_hints = 0;
+    std::optional<bool> bpf_stats_enabled; // kernel.bpf_stats_enabled, which run counts need; unknown if unread
     CounterValues counters{};
     std::vector<ProgramInfo> programs;
     std::optional<struct smd_control> control; // drain flag and backpressure limit, if pinned

@@ -165,7 +165,7 @@ protected:
     }
 
     // The unit's ExecStart with the settings an operator would write for this test: the shipped settings file,
-    // with --cgroup (this test's cgroup, never the host's root) and --pin-path added to SOCKMAPD_ARGS.
+    // with SOCKMAPD_CGROUP set (this test's cgroup, never the host's root) and --pin-path added to SOCKMAPD_ARGS.
     std::vector<std::string> exec_start(EnvMap& env)
     {
         for (const auto& value : unit_.all("Service", "Environment"))
@@ -175,7 +175,9 @@ protected:
         for (const auto& [key, value] : parse_environment_file(kSettingsPath))
             env[key] = value;
         EXPECT_TRUE(env.count("SOCKMAPD_ARGS")) << "sockmapd.env should show the SOCKMAPD_ARGS line to edit";
-        env["SOCKMAPD_ARGS"] += " --cgroup " + cgroup_path() + " --pin-path " + pin_path_;
+        EXPECT_EQ(env["SOCKMAPD_CGROUP"], "") << "sockmapd.env must ship without a scope: the operator chooses it";
+        env["SOCKMAPD_CGROUP"] = cgroup_path();
+        env["SOCKMAPD_ARGS"] += " --pin-path " + pin_path_;
 
         auto argv = expand_command_line(unit_.value("Service", "ExecStart"), env);
         EXPECT_FALSE(argv.empty());

@@ -112,15 +112,15 @@ TEST(FormatConnectionsText, HeaderRowsAndCount)
         return v;
     }();
     ASSERT_EQ(lines.size(), 5u) << out;
-    // NAT shown as dialed->actual; bytes per direction; TCP bytes; one cgroup when both ends share it.
+    // NAT shown as dialed->actual; bytes per direction and TCP bytes in units; one cgroup when both ends share it.
     EXPECT_CONTAINS(lines[1], "paired");
     EXPECT_CONTAINS(lines[1], " 2.5 ");
     EXPECT_CONTAINS(lines[1], "4026532000");
     EXPECT_CONTAINS(lines[1], "10.0.0.1:41000 ");
     EXPECT_CONTAINS(lines[1], "10.0.0.2:80->127.0.0.1:15006");
-    EXPECT_CONTAINS(lines[1], " 1000 ");
-    EXPECT_CONTAINS(lines[1], " 2000 ");
-    EXPECT_CONTAINS(lines[1], " 30 ");
+    EXPECT_CONTAINS(lines[1], " 1000 B ");
+    EXPECT_CONTAINS(lines[1], " 2.0 KiB ");
+    EXPECT_CONTAINS(lines[1], " 30 B ");
     EXPECT_CONTAINS(lines[1], " /sys/fs/cgroup/unified/pod");
     EXPECT_NOT_CONTAINS(lines[1], ",/sys");
     EXPECT_CONTAINS(lines[2], "waiting");

@@ -92,6 +92,45 @@ TEST(Doctor, ForeignSockOpsAndCiliumAreWarnedConflicts)
     EXPECT_EQ(text.find("ok    conflicts"), std::string::npos) << text;
 }
 
+// Another sockmapd on the cgroup or above it pairs every socket first: this one would pair nothing, so the
+// node is not usable for it (the daemon refuses the same).
+TEST(Doctor, AnotherSockmapdOnTheCgroupOrAboveFails)
+{
+    auto facts = healthy();
+    facts.other_sockmapd = {"smd_sockops (prog id 812, pins at /sys/fs/bpf/a) attached to /sys/fs/cgroup"};
+    auto report = evaluate(facts);
+    EXPECT_FALSE(report.usable());
+    const CheckResult* conflict = find_check(report, "conflict", CheckStatus::fail);
+    ASSERT_NE(conflict, nullptr);
+    EXPECT_NE(conflict->detail.find("another sockmapd"), std::string::npos) << conflict->detail;
+    EXPECT_NE(conflict->detail.find("prog id 812, pins at /sys/fs/bpf/a"), std::string::npos) << conflict->detail;
+    EXPECT_NE(conflict->remedy.find("stop that sockmapd"), std::string::npos) << conflict->remedy;
+    EXPECT_EQ(format_doctor_text(report).find("no conflicts"), std::string::npos);
+    EXPECT_EQ(format_doctor_text(report).find("ok    conflicts"), std::string::npos);
+}
+
+// Nothing at /sys/fs/bpf: the daemon mounts it only with CAP_SYS_ADMIN, which the systemd unit does not grant.
+TEST(Doctor, UnmountedBpffsSaysTheDaemonWillMountItOnlyWithCapSysAdmin)
+{
+    auto facts = healthy();
+    facts.bpffs_mount_needed = true;
+    facts.cap_sys_admin = true;
+    auto with_admin = evaluate(facts);
+    EXPECT_TRUE(with_admin.usable());
+    const CheckResult* warned = find_check(with_admin, "bpffs", CheckStatus::warn);
+    ASSERT_NE(warned, nullptr);
+    EXPECT_EQ(warned->detail, "/sys/fs/bpf: not mounted; the daemon will mount it (needs CAP_SYS_ADMIN)");
+    EXPECT_NE(warned->remedy.find("mount -t bpf bpf /sys/fs/bpf"), std::string::npos) << warned->remedy;
+
+    facts.cap_sys_admin = false;
+    auto without = evaluate(facts);
+    EXPECT_FALSE(without.usable());
+    const CheckResult* failed = find_check(without, "bpffs", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("not mounted"), std::string::npos);
+    EXPECT_NE(failed->detail.find("CAP_SYS_ADMIN, which this process lacks"), std::string::npos) << failed->detail;
+}
+
 // Without a way to read the receiver's queue a stalled reader would be unbounded: sockmapd does not start.
 TEST(Doctor, MissingBackpressureRefusesAndSaysWhatWouldBeUnbounded)
 {
