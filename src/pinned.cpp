@@ -253,8 +253,7 @@ std::string format_status_text(const StatusReport& report)
         else
             out << "TCP-like at first";
         out << ", growing as it reads up to "
-            << format_bytes(std::max(report.control->rmem_max, report.control->max_queued_bytes)) << ")
-";
+            << format_bytes(std::max(report.control->rmem_max, report.control->max_queued_bytes)) << ")\n";
     }
     out << "programs:\n";
     for (const auto& p : report.programs) {

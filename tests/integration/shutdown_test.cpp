@@ -78,7 +78,7 @@ TEST_P(HalfClose, EofExactlyAfterTheLastByteBothWays)
         record(label(mode, "reply_received"), describe_end(a_received));
         pair = {};
         if (mode == Mode::Accelerated)
-            expect_redirected(2 * kLength, 1);
+            expect_redirected_or_left(2 * kLength, "left_backpressure"); // a slow reader may make it leave
     }
 }
 
@@ -120,7 +120,7 @@ TEST_F(ShutdownTest, ManyShortHalfClosedExchangesEndExactlyAtTheLastByte)
                           << describe_end(a_received) << ", peer got " << describe_end(b_received);
         }
     }
-    expect_redirected(total, kExchanges);
+    expect_redirected_or_left(total, "left_backpressure");
 }
 
 // The classic blocking client -- send the request, shutdown(SHUT_WR), block in recv() for the reply. In the
@@ -385,9 +385,9 @@ TEST_P(SenderGone, ReceiverStartsReadingOnlyAfterTheClose)
             EXPECT_TRUE(digest_is(received.digest, Digest{accepted, sha.hex()}))
                 << label(mode, "a plain close must deliver every accepted byte");
         }
-        if (mode == Mode::Accelerated) {
-            EXPECT_EQ(moved_since_enter("redirected_bytes"), accepted);
-        }
+        // A reader that starts only after the close is a stalled reader: past its first queue cap the
+        // connection left for TCP (design.md, "Queue caps").
+        expect_redirected_or_left(accepted, "left_backpressure");
     }
 }
 

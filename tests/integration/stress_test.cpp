@@ -1017,13 +1017,14 @@ TEST_F(Load, ReaderStoppedForSecondsThenResumingLosesNothing)
         EXPECT_LE(queued, kLimit + 64 * kKiB + 2 * queued_baseline) << "backpressure did not stop the writer";
         client.reset();
         server.reset();
-        EXPECT_GE(moved_since_enter("fallback_backpressure"), 1u) << "the direction never moved to TCP";
+        EXPECT_GE(moved_since_enter("left_backpressure"), 1u) << "the connection never left the redirect";
         // Not equal: after a TCP send that found the send buffer full, the kernel reuses the pass verdict
         // without running sk_msg, so fallback_bytes misses some (metrics.md).
         EXPECT_LE(moved_since_enter("redirected_bytes") + moved_since_enter("fallback_bytes"), kTotal);
         EXPECT_GT(moved_since_enter("fallback_bytes"), 0u);
-        EXPECT_GE(moved_since_enter("redirected_bytes"), kBeforeStop);
+        EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
         EXPECT_EQ(moved_since_enter("pairs_made"), 1u);
+        EXPECT_EQ(moved_since_enter("sockets_released"), 2u) << "both sockets leave the sockhash once drained";
     }
 }
 

@@ -63,8 +63,7 @@ TEST(FormatStatus, RedirectsLineAndKeysFollowSmdControl)
     StatusReport report = sample_report();
     EXPECT_CONTAINS(format_status_text(report),
                     "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (36 MiB at "
-                    "first (--max-queued-bytes), growing as it reads up to 36 MiB)
-");
+                    "first (--max-queued-bytes), growing as it reads up to 36 MiB)\n");
     report.control->max_queued_bytes = 0;
     EXPECT_CONTAINS(format_status_text(report), "(TCP-like at first, growing as it reads up to 32 MiB)\n");
     report.control->flags = SMD_CONTROL_DRAIN;
