@@ -54,14 +54,14 @@ protected:
 
     // Accelerated only: `bytes` went through the redirect or, after the connection left it for `reason` (a
     // counter such as "left_blocking_reader"), over TCP -- counted as fallback while the sender was still in the
-    // sockhash, not at all once it was released; and if it left, that was counted.
+    // sockhash, not at all once it was released; and if it left, that was counted. (Counters count at verdict
+    // time, so a send cut short by a close can count more than the reader got.)
     void expect_redirected_or_left(std::uint64_t bytes, const std::string& reason)
     {
         if (!accelerated())
             return;
         auto after = read_counters(daemon());
-        auto redirected = moved(before_, after, "redirected_bytes"), on_tcp = moved(before_, after, "fallback_bytes");
-        EXPECT_LE(redirected + on_tcp, bytes) << "bytes through the redirect plus bytes over TCP";
+        auto redirected = moved(before_, after, "redirected_bytes");
         if (redirected < bytes)
             EXPECT_GE(moved(before_, after, reason), 1u) << "bytes went over TCP without " << reason;
     }
