@@ -33,7 +33,7 @@ std::string PathVerdict::describe() const
 {
     std::ostringstream out;
     if (stepped()) {
-        out << "stepped aside:";
+        out << (accelerated() ? "accelerated and stepped aside:" : "stepped aside:");
         for (const auto& [name, n] : stepped_aside)
             out << " " << name << " +" << n;
         out << ";";

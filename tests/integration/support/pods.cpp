@@ -196,7 +196,7 @@ Fd Pod::connect(const std::string& addr, std::uint16_t port) const
 
 std::string Pod::sidecar_log() const { return nginx_ ? nginx_->log() : read_text(log_path_); }
 
-std::string Pod::sidecar_sessions() const
+std::string Pod::haproxy_command(const std::string& command) const
 {
     if (stats_path_.empty())
         return "(this sidecar has no stats socket)\n";
@@ -206,10 +206,10 @@ std::string Pod::sidecar_sessions() const
     std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", stats_path_.c_str());
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
         return "(cannot connect to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
-    std::string command = "show sess all\n", out;
+    std::string line = command + "\n", out;
     timeval two_seconds{2, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof(two_seconds));
-    if (::send(fd.get(), command.data(), command.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(command.size()))
+    if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
         return "(cannot send to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
     char buf[16384];
     ssize_t n;

@@ -70,7 +70,9 @@ public:
                                                  std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
     std::string sidecar_log() const;
     // haproxy's "show sess all" (every stream with its state and both connections); a note for other sidecars.
-    std::string sidecar_sessions() const;
+    std::string sidecar_sessions() const { return haproxy_command("show sess all"); }
+    // The answer to one command on haproxy's stats socket ("show info", ...); a note for other sidecars.
+    std::string haproxy_command(const std::string& command) const;
 
 private:
     friend class TwoPods;
