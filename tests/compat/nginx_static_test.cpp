@@ -21,6 +21,8 @@ protected:
     void SetUp() override
     {
         CompatTest::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
         // The file, shared by both halves: stream kFileSeed, readable by nginx's uid.
         www_ = "/tmp/" + unique_name("smd-compat-www");
         std::filesystem::create_directories(www_);
@@ -41,7 +43,8 @@ protected:
     void TearDown() override
     {
         std::error_code ec;
-        std::filesystem::remove_all(www_, ec);
+        if (!www_.empty())
+            std::filesystem::remove_all(www_, ec);
         CompatTest::TearDown();
     }
 
