@@ -1,25 +1,33 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Backpressure for redirected data. The kernel charges a redirected message to the receiver's socket memory
- * but never compares it with the receiver's buffer, so a sender whose peer stops reading could queue without
- * bound. sk_msg therefore looks at the receiver's redirect queue before each redirect; once it holds more than
- * smd_control.max_queued_bytes, the direction moves to TCP for good and the receive window bounds it from then
- * on. Reading the peer needs its struct sock address, which sock_ops stored in the pair entry; the reads go
- * through bpf_rdonly_cast, so they cannot fault, and a stale address can only cause a needless move to TCP --
- * which is always safe while the receiver is in the sockhash, because it reads its redirect queue first.
- * docs/design.md, "Backpressure".
+ * What sk_msg and the release iterator read of a pair's sockets to decide that a connection must leave the
+ * redirect. The kernel charges a redirected message to the receiver's socket memory but never compares it with
+ * the receiver's buffer, so a sender whose peer stops reading could queue without bound; and a blocking reader
+ * of a socket in the sockhash can get EAGAIN. Reading the peer needs its struct sock address, which sock_ops
+ * stored in the pair entry; the reads go through bpf_rdonly_cast, so they cannot fault, and a stale address can
+ * only cause a needless move to TCP, which is always safe while the receiver is in the sockhash, because it
+ * reads its redirect queue first. docs/design.md, "A direction's life".
  */
 #ifndef SMD_BACKPRESSURE_BPF_H
 #define SMD_BACKPRESSURE_BPF_H
 
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
 #include "smd.bpf.h"
 #include "kernel.bpf.h"
 
+/*
+ * A __weak kfunc missing from the kernel resolves to 0 and the verifier drops the branch that would call it
+ * (libbpf's bpf_ksym_exists, which Debian 12's libbpf 1.1 does not have yet). That linker cannot merge two
+ * __weak declarations of one kfunc, so exactly one object (sk_msg.bpf.c) defines SMD_WEAK_KFUNCS; the linked
+ * symbol is weak all the same. In the other objects the compiler takes the address as non-null, so what guards
+ * the calls there is the CO-RE check of smd_backpressure_supported(), which the same kernels fail.
+ */
+#ifdef SMD_WEAK_KFUNCS
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
-/* A __weak kfunc missing from the kernel resolves to 0 and the verifier drops the branch that would call it
- * (libbpf's bpf_ksym_exists, which Debian 12's libbpf 1.1 does not have yet). */
+#else
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#endif
 #define smd_ksym_exists(sym) (!!(sym))
 
 /* sk_user_data flag bits (SK_USER_DATA_NOCOPY, _BPF, _PSOCK in include/net/sock.h). */
@@ -29,7 +37,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 /* Whether this kernel lets sk_msg read a receiver's redirect queue at all. */
 static __always_inline bool smd_backpressure_supported(void)
 {
-	return smd_ksym_exists(bpf_rdonly_cast) && bpf_core_field_exists(struct sk_psock, msg_tot_len);
+	return bpf_core_field_exists(struct sk_psock, msg_tot_len) && smd_ksym_exists(bpf_rdonly_cast);
 }
 
 /* The peer's struct sock address: cached in the sender's context once the pair entry has it. */
@@ -48,44 +56,100 @@ static __always_inline __u64 smd_peer_sk(struct smd_sock_ctx *ctx)
 	return peer_sk;
 }
 
-/* Unread bytes in the receiver's redirect queue; 0 when unknown (address not yet known, or stale). */
-static __always_inline __u64 smd_peer_queued(__u64 peer_sk)
+/* The struct sock at a kernel address sock_ops stored, for reads only. */
+static __always_inline struct sock *smd_sock_at(__u64 addr)
 {
-	struct sock *sk;
+	return bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
+}
+
+/* The socket's psock while it has one (in the sockhash, or leaving it with a reference still held), else 0. */
+static __always_inline struct sk_psock *smd_psock_of(__u64 addr)
+{
 	struct sk_psock *psock;
 	__u64 user_data;
 
-	if (!peer_sk)
+	if (!addr)
 		return 0;
-	sk = bpf_rdonly_cast((void *)peer_sk, bpf_core_type_id_kernel(struct sock));
-	user_data = (__u64)sk->sk_user_data;
+	user_data = (__u64)smd_sock_at(addr)->sk_user_data;
 	if (!user_data)
 		return 0;
 	psock = bpf_rdonly_cast((void *)(user_data & ~SMD_SK_USER_DATA_FLAGS), bpf_core_type_id_kernel(struct sk_psock));
-	if ((__u64)psock->sk != peer_sk)
-		return 0;
-	return psock->msg_tot_len;
+	return (__u64)psock->sk == addr ? psock : 0;
 }
 
 /*
- * Whether sending `size` more bytes would take the receiver over `limit`. Queued messages are counted at
- * their payload plus SMD_MSG_OVERHEAD each; their number is estimated from this sender's mean message size,
- * so a stream of one-byte writes is bounded by its kernel memory, not by its few bytes of payload.
+ * Whether a socket reads in blocking mode. tcp_bpf_recvmsg() sleeps only once and then returns EAGAIN where
+ * TCP would sleep again (KERNEL-NOTES.md 4): any wake-up without data -- the socket's own FIN acknowledged, write
+ * space, the peer's FIN -- reaches a blocking reader as an error. Such a socket must not stay in the sockhash.
+ * A socket not yet accepted has no file and counts as non-blocking until it has one.
  */
-static __always_inline bool smd_receiver_over_limit(struct smd_sock_ctx *ctx, __u64 size, __u64 limit)
+static __always_inline bool smd_blocking(__u64 addr)
 {
-	__u64 queued, mean, cost;
+	struct socket *sock;
+	struct file *file;
 
-	if (!smd_backpressure_supported())
+	if (!addr)
 		return false;
-	queued = smd_peer_queued(smd_peer_sk(ctx));
+	sock = smd_sock_at(addr)->sk_socket;
+	if (!sock)
+		return false;
+	file = sock->file;
+	return file && !(file->f_flags & SMD_O_NONBLOCK);
+}
+
+/*
+ * Whether the receiver of this direction cannot take `size` more bytes. Once it cannot, the connection leaves
+ * for TCP, which then holds what it holds for any reader that stopped: about the receiver's SO_RCVBUF plus
+ * the sender's largest send buffer (tcp_wmem max). So the first cap is a fifth of that, and a reader that never
+ * reads makes the node hold at most 1.2x what plain TCP would; an application that set SO_RCVBUF itself
+ * (SOCK_RCVBUF_LOCK) gets exactly that, as TCP's window would give it. A reader that reads earns more room, like
+ * TCP's receive buffer auto-tuning: when the cap is reached and the reader has read anything since the cap last
+ * grew, the cap doubles, up to tcp_rmem's maximum; only a reader that read nothing since leaves. One that stops
+ * keeps what it had earned, as TCP's buffer would. --max-queued-bytes, if set, is the first cap instead: an
+ * operator trades memory per stalled reader for fewer connections leaving early. Queued messages
+ * count at their payload plus SMD_MSG_OVERHEAD each, their number estimated from this sender's mean message
+ * size, so one-byte writes are bounded by their kernel memory.
+ */
+#define SMD_SOCK_RCVBUF_LOCK 2
+#define SMD_FIRST_CAP_DIVISOR 5
+
+static __always_inline __u64 smd_first_cap(struct sock *peer, bool locked, const struct smd_control *control)
+{
+	__u64 rcvbuf = peer->sk_rcvbuf > 0 ? peer->sk_rcvbuf : 1, cap;
+
+	if (locked)
+		return rcvbuf;
+	cap = (rcvbuf + control->wmem_max) / SMD_FIRST_CAP_DIVISOR;
+	return cap > rcvbuf ? cap : rcvbuf;
+}
+
+static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct sk_psock *psock, __u64 peer_sk,
+					      __u64 size, const struct smd_control *control)
+{
+	__u64 queued, mean, cost, read, ceiling, cap = ctx->queue_cap, limit = control->max_queued_bytes;
+	struct sock *peer = smd_sock_at(peer_sk);
+	bool locked = BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
+
+	queued = psock->msg_tot_len;
+	if (!cap)
+		cap = limit && !locked ? limit : smd_first_cap(peer, locked, control);
+	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
 	if (!queued)
-		return false;
+		return false; /* a message larger than the cap still goes: TCP too takes a write larger than its window */
 	mean = ctx->redirected_msgs ? ctx->redirected_bytes / ctx->redirected_msgs : size;
 	if (!mean)
 		mean = 1;
-	cost = queued + (queued / mean + 1) * SMD_MSG_OVERHEAD;
-	return cost + size > limit;
+	cost = queued + (queued / mean + 1) * SMD_MSG_OVERHEAD + size;
+	if (cost <= cap)
+		return false;
+	read = ctx->redirected_bytes > queued ? ctx->redirected_bytes - queued : 0;
+	ceiling = control->rmem_max > limit ? control->rmem_max : limit;
+	if (locked || read <= ctx->read_at_growth || cap >= ceiling)
+		return true;
+	cap = cap * 2 > ceiling ? ceiling : cap * 2;
+	ctx->read_at_growth = read;
+	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
+	return cost > cap;
 }
 
 /*
@@ -126,38 +190,6 @@ static __always_inline bool smd_receiver_memcg_full(__u64 peer_sk, __u64 size)
 		counter = counter->parent;
 	}
 	return false;
-}
-
-/*
- * Whether a direction that backpressure moved to TCP may redirect again without reordering: the receiver has
- * read every TCP byte this direction sent (its copied_seq reached our write_seq; both count TCP bytes only), so
- * no older byte is left behind the new redirected ones. And its socket is non-blocking: a blocking reader may be
- * asleep inside tcp_recvmsg() (MSG_WAITALL, SO_RCVLOWAT) waiting for TCP bytes, and would wait there while the
- * redirect queue fills -- then take newer TCP bytes before the redirected ones once the limit moved the direction
- * to TCP again. A non-blocking reader never sleeps there; every recv() it makes reads the redirect queue first.
- */
-static __always_inline bool smd_may_resume(struct sk_msg_md *msg, struct smd_sock_ctx *ctx)
-{
-	struct tcp_sock *self, *peer;
-	struct sock *peer_sk;
-	struct socket *sock;
-	struct file *file;
-	__u64 addr = ctx->peer_sk;
-
-	if (!smd_backpressure_supported() || !addr || !msg->sk)
-		return false;
-	self = bpf_skc_to_tcp_sock(msg->sk);
-	if (!self)
-		return false;
-	peer = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct tcp_sock));
-	if (peer->copied_seq != self->write_seq)
-		return false;
-	peer_sk = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
-	sock = peer_sk->sk_socket;
-	if (!sock)
-		return false;
-	file = sock->file;
-	return file && (file->f_flags & SMD_O_NONBLOCK);
 }
 
 #endif

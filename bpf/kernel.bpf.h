@@ -56,6 +56,9 @@ struct mem_cgroup {
 
 struct sock {
 	struct sock_cgroup_data sk_cgrp_data;
+	int sk_rcvbuf;          /* receive buffer: what TCP lets a reader that does not read hold back */
+	int sk_rcvlowat;        /* SO_RCVLOWAT: written back unchanged to wake a released socket's reader */
+	__u8 sk_userlocks;      /* SOCK_RCVBUF_LOCK: the application set SO_RCVBUF (a bit field before 6.x) */
 	kuid_t sk_uid;          /* owner; an accepted socket inherits the listener's */
 	void *sk_user_data;     /* a socket in a sockmap: its struct sk_psock, flag bits in the low 3 bits */
 	struct socket *sk_socket; /* NULL once the socket is orphaned */
@@ -64,6 +67,7 @@ struct sock {
 
 /* Sequence numbers count TCP bytes only: redirected data never enters the TCP write or receive queue. */
 struct tcp_sock {
+	__u32 rcv_nxt;    /* receiver: next TCP byte expected; rcv_nxt != copied_seq: TCP bytes wait unread */
 	__u32 copied_seq; /* receiver: next TCP byte the application will read */
 	__u32 write_seq;  /* sender: next TCP byte the application will write */
 } __attribute__((preserve_access_index));
@@ -72,6 +76,18 @@ struct tcp_sock {
 struct sk_psock {
 	struct sock *sk;
 	__u32 msg_tot_len; /* bytes in ingress_msg, the redirect queue the socket's reads drain first */
+	struct {
+		struct {
+			int counter;
+		} refs;
+	} refcnt; /* 1 while the socket is in one map and idle; every sendmsg and recvmsg holds one more */
+} __attribute__((preserve_access_index));
+
+struct sock_common;
+
+/* The context of an iter/tcp program: one TCP socket of the iterator's network namespace, locked. */
+struct bpf_iter__tcp {
+	struct sock_common *sk_common;
 } __attribute__((preserve_access_index));
 
 #endif

@@ -59,6 +59,14 @@ struct {
 	__type(value, struct smd_info);
 } smd_info SEC(".maps") __weak;
 
+/* Network namespace cookies of connections that just started to leave the redirect: wakes the daemon, which
+ * runs the release iterator in those namespaces (release.bpf.c). Losing an event only delays a release: the
+ * daemon also sweeps while any leaving connection is not yet released. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} smd_events SEC(".maps") __weak;
+
 /* Redirect control: the drain switch (SMD_CONTROL_DRAIN, set by uninstall) and the backpressure limit; written by
  * user space only: every daemon start clears the drain flag and writes its --max-queued-bytes. */
 struct {

@@ -3,13 +3,11 @@
 #include "smd.bpf.h"
 #include "backpressure.bpf.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * Ordering rule: a direction that sent anything over TCP redirects again only once its receiver has read all
- * of it (backpressure.bpf.h, smd_may_resume); the receiver reads its redirect queue before its TCP receive
- * queue, so redirecting after unread TCP data could overtake it. Going from redirect to TCP is safe while the
- * receiver stays in the sockhash, for the same reason.
+ * A direction moves from the redirect to TCP and never back: the receiver reads its redirect queue before its
+ * TCP receive queue, so TCP bytes sent after redirected ones are read after them. Moving the other way could
+ * let redirected bytes overtake unread TCP ones, so it never happens.
  */
 static __always_inline int pass_to_tcp(struct smd_sock_ctx *ctx, enum smd_counter reason, __u64 size)
 {
@@ -19,12 +17,52 @@ static __always_inline int pass_to_tcp(struct smd_sock_ctx *ctx, enum smd_counte
 	return SK_PASS;
 }
 
-static __always_inline bool smd_draining(void)
+/*
+ * The connection leaves the redirect: this direction moves to TCP now, and the pair is marked so that the
+ * release iterator (release.bpf.c) moves the other direction too and takes both sockets out of the sockhash as
+ * soon as nothing redirected to them is left unread. Until then the receiver still reads its redirect queue
+ * first, so no byte is reordered. Counted once per connection.
+ */
+static __always_inline int leave_redirect(struct smd_sock_ctx *ctx, enum smd_counter message_reason,
+					  enum smd_counter pair_reason, __u64 size)
 {
-	__u32 zero = 0;
-	struct smd_control *control = bpf_map_lookup_elem(&smd_control, &zero);
+	struct smd_pair_state *state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
+	__u32 old;
 
-	return control && (control->flags & SMD_CONTROL_DRAIN);
+	if (state) {
+		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING | SMD_PAIR_PINNED(ctx->key.role));
+		if (!(old & SMD_PAIR_LEAVING)) {
+			smd_count(pair_reason, 1);
+			bpf_ringbuf_output(&smd_events, &ctx->key.pair.netns_cookie, sizeof(__u64), 0);
+		}
+	}
+	return pass_to_tcp(ctx, message_reason, size);
+}
+
+/* Which reason, if any, makes this direction leave the redirect before this message. */
+static __always_inline int must_leave(struct sk_msg_md *msg, struct smd_sock_ctx *ctx,
+				      const struct smd_control *control, __u64 size)
+{
+	struct sk_psock *psock;
+	struct tcp_sock *self;
+	__u64 peer_sk;
+
+	if (control->flags & SMD_CONTROL_DRAIN)
+		return SMD_CTR_LEFT_OTHER;
+	if (!smd_backpressure_supported())
+		return 0;
+	peer_sk = smd_peer_sk(ctx);
+	if (!peer_sk)
+		return 0; /* the pair entry is gone: the redirect below finds no peer and moves to TCP */
+	self = msg->sk ? bpf_skc_to_tcp_sock(msg->sk) : 0;
+	if (smd_blocking(peer_sk) || (self && smd_blocking((__u64)self)))
+		return SMD_CTR_LEFT_BLOCKING_READER;
+	psock = smd_psock_of(peer_sk);
+	if (!psock)
+		return 0; /* released or closing: no peer in the sockhash */
+	if (smd_receiver_full(ctx, psock, peer_sk, size, control) || smd_receiver_memcg_full(peer_sk, size))
+		return SMD_CTR_LEFT_BACKPRESSURE;
+	return 0;
 }
 
 SEC("sk_msg")
@@ -35,35 +73,28 @@ int smd_sk_msg(struct sk_msg_md *msg)
 	struct smd_control *control;
 	__u32 zero = 0;
 	__u64 size = msg->size;
+	int reason;
 
 	ctx = bpf_sk_storage_get(&smd_sk_ctx, msg->sk, 0, 0);
 	if (!ctx) {
 		smd_count_message(SMD_CTR_FALLBACK_NO_CTX, SMD_CTR_FALLBACK_BYTES, size);
 		return SK_PASS;
 	}
-	if (ctx->flags & SMD_CTX_TCP_PINNED) {
-		if (!(ctx->flags & SMD_CTX_BACKPRESSURE) || smd_draining() || !smd_may_resume(msg, ctx) ||
-		    smd_receiver_memcg_full(ctx->peer_sk, size))
-			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
-		ctx->flags &= ~(SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE);
-		smd_count(SMD_CTR_BACKPRESSURE_RESUMED, 1);
-	}
+	if (ctx->flags & SMD_CTX_TCP_PINNED)
+		return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
 	control = bpf_map_lookup_elem(&smd_control, &zero);
 	if (control) {
-		/* Uninstall drains: from here on this direction is TCP, and the receiver's redirect queue only empties. */
-		if (control->flags & SMD_CONTROL_DRAIN)
-			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_PINNED, size);
-		if ((control->max_queued_bytes && smd_receiver_over_limit(ctx, size, control->max_queued_bytes)) ||
-		    smd_receiver_memcg_full(smd_peer_sk(ctx), size)) {
-			ctx->flags |= SMD_CTX_BACKPRESSURE;
-			return pass_to_tcp(ctx, SMD_CTR_FALLBACK_BACKPRESSURE, size);
-		}
+		reason = must_leave(msg, ctx, control, size);
+		if (reason == SMD_CTR_LEFT_BACKPRESSURE)
+			return leave_redirect(ctx, SMD_CTR_FALLBACK_BACKPRESSURE, SMD_CTR_LEFT_BACKPRESSURE, size);
+		if (reason)
+			return leave_redirect(ctx, SMD_CTR_FALLBACK_PINNED, reason, size);
 	}
 
 	peer = ctx->key;
 	peer.role = ctx->key.role == SMD_ROLE_ACTIVE ? SMD_ROLE_PASSIVE : SMD_ROLE_ACTIVE;
 	if (bpf_msg_redirect_hash(msg, &smd_sockhash, &peer, BPF_F_INGRESS) != SK_PASS)
-		return pass_to_tcp(ctx, SMD_CTR_FALLBACK_NO_PEER, size);
+		return leave_redirect(ctx, SMD_CTR_FALLBACK_NO_PEER, SMD_CTR_LEFT_OTHER, size);
 	ctx->redirected_bytes += size;
 	ctx->redirected_msgs++;
 	smd_count_message(SMD_CTR_MSGS_REDIRECTED, SMD_CTR_BYTES_REDIRECTED, size);

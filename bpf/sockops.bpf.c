@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* sock_ops: finds TCP connections whose two ends are local sockets in scope and puts both into the sockhash. */
 #include "smd.bpf.h"
+#include "release.bpf.h"
 #include "policy.bpf.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 static __always_inline void hint_key_for_syn(struct bpf_sock_ops *skops, struct smd_hint_key *key)
 {
@@ -149,6 +149,11 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	hint_key_for_active(skops, &hint);
 	if (!bpf_map_lookup_elem(&smd_hints, &hint)) {
 		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+	/* A blocking socket would see EAGAIN where TCP sleeps (backpressure.bpf.h, smd_blocking): stay on TCP. */
+	if (smd_backpressure_supported() && smd_blocking(sock_address(skops))) {
+		smd_count(SMD_CTR_SKIPPED_BLOCKING, 1);
 		return;
 	}
 
@@ -316,6 +321,35 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	}
 }
 
+/*
+ * A blocking socket shuts down its sending side (FIN_WAIT1), typically to block in recv() for a reply next. In the
+ * sockhash that recv() would return EAGAIN at the first wake-up without data -- the ACK of this very FIN is one
+ * -- so the socket leaves the sockhash here, inside shutdown(), if nothing redirected to it is unread or in flight.
+ */
+static __always_inline void release_blocking_on_shutdown(struct bpf_sock_ops *skops)
+{
+	struct smd_pair_state *state;
+	struct smd_sock_ctx *ctx;
+	struct sk_psock *psock;
+	__u64 self;
+	__u32 old;
+
+	if (!smd_backpressure_supported() || !skops->sk)
+		return;
+	ctx = bpf_sk_storage_get(&smd_sk_ctx, skops->sk, 0, 0);
+	self = sock_address(skops);
+	if (!ctx || !smd_blocking(self))
+		return;
+	psock = smd_psock_of(self);
+	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
+	if (!psock || !state)
+		return;
+	old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
+	if (!(old & SMD_PAIR_LEAVING))
+		smd_count(SMD_CTR_LEFT_BLOCKING_READER, 1);
+	smd_try_release(ctx, state, psock, true);
+}
+
 SEC("sockops")
 int smd_sockops(struct bpf_sock_ops *skops)
 {
@@ -334,6 +368,8 @@ int smd_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)
 			on_close(skops);
+		else if (skops->args[1] == BPF_TCP_FIN_WAIT1)
+			release_blocking_on_shutdown(skops);
 		break;
 	}
 	return 1;

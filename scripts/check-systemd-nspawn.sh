@@ -56,7 +56,7 @@ cat > "$root/usr/local/sbin/sockmapd-check-scope" << 'EOF'
 #!/bin/sh
 cgroup=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)/sockmapd-check
 mkdir -p "$cgroup"
-echo "SOCKMAPD_ARGS=--cgroup $cgroup --pin-path PIN_PATH" > /etc/sockmapd/sockmapd.env
+printf 'SOCKMAPD_CGROUP=%s\nSOCKMAPD_ARGS=--pin-path PIN_PATH\n' "$cgroup" > /etc/sockmapd/sockmapd.env
 EOF
 sed -i "s|PIN_PATH|$pin_path|" "$root/usr/local/sbin/sockmapd-check-scope"
 chmod +x "$root/usr/local/sbin/sockmapd-check-scope"

@@ -38,23 +38,52 @@ std::optional<std::uint64_t> tcp_mem_max(const std::string& path)
     return max;
 }
 
-std::uint64_t default_max_queued_bytes()
+std::uint64_t tcp_rmem_max()
 {
-    return tcp_mem_max("/proc/sys/net/ipv4/tcp_rmem").value_or(kKernelDefaultRmemMax) +
-           tcp_mem_max("/proc/sys/net/ipv4/tcp_wmem").value_or(kKernelDefaultWmemMax);
+    return tcp_mem_max("/proc/sys/net/ipv4/tcp_rmem").value_or(kKernelDefaultRmemMax);
+}
+
+std::uint64_t tcp_wmem_max()
+{
+    return tcp_mem_max("/proc/sys/net/ipv4/tcp_wmem").value_or(kKernelDefaultWmemMax);
+}
+
+namespace {
+
+// Parsing the kernel's BTF takes milliseconds, and the daemon asks more than once at start (preflight, then the
+// log line): once per process is enough, the kernel does not change under it.
+const struct btf* kernel_btf()
+{
+    static std::unique_ptr<struct btf, decltype(&btf__free)> btf(btf__load_vmlinux_btf(), btf__free);
+    return btf.get();
+}
+
+} // namespace
+
+std::string fionread_unavailable()
+{
+    static const std::string missing = [] () -> std::string {
+        const struct btf* btf = kernel_btf();
+        if (!btf)
+            return "no kernel BTF";
+        if (btf__find_by_name_kind(btf, "tcp_bpf_ioctl", BTF_KIND_FUNC) < 0)
+            return "FIONREAD on a socket in a sockhash counts only its TCP receive queue, so redirected bytes are "
+                   "invisible to readers that size their reads by it (nginx, Java, .NET); fixed by 929e30f93125 "
+                   "\"bpf, sockmap: Fix FIONREAD for sockmap\" in Linux 7.0, 6.18.14, 6.12.75 and 6.6.128";
+        return "";
+    }();
+    return missing;
 }
 
 std::string backpressure_unavailable()
 {
-    // Parsing the kernel's BTF takes milliseconds, and the daemon asks twice at start (preflight, then the log
-    // line): once per process is enough, the kernel does not change under it.
     static const std::string missing = [] () -> std::string {
-        std::unique_ptr<struct btf, decltype(&btf__free)> btf(btf__load_vmlinux_btf(), btf__free);
+        const struct btf* btf = kernel_btf();
         if (!btf)
             return "no kernel BTF";
-        if (!struct_has_member(btf.get(), "sk_psock", "msg_tot_len"))
-            return "struct sk_psock has no msg_tot_len";
-        if (btf__find_by_name_kind(btf.get(), "bpf_rdonly_cast", BTF_KIND_FUNC) < 0)
+        if (!struct_has_member(btf, "sk_psock", "msg_tot_len"))
+            return "struct sk_psock has no msg_tot_len (Linux 6.2 or newer)";
+        if (btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) < 0)
             return "no bpf_rdonly_cast kfunc (Linux 6.2 or newer)";
         return "";
     }();

@@ -62,6 +62,23 @@ PinPathPlan plan_pin_path(const std::string& pin_path)
                 kDefaultBpffsMount);
 }
 
+std::string bpffs_unmounted_with_admin()
+{
+    return std::string(kDefaultBpffsMount) + ": not mounted; the daemon will mount it (needs CAP_SYS_ADMIN)";
+}
+
+std::string bpffs_unmounted_without_admin()
+{
+    return std::string(kDefaultBpffsMount) + ": not mounted; the daemon would mount it, but that needs CAP_SYS_ADMIN, "
+           "which this process lacks (as under the systemd unit)";
+}
+
+std::string bpffs_mount_remedy()
+{
+    return std::string("mount it before starting the daemon ('mount -t bpf bpf ") + kDefaultBpffsMount +
+           "'; systemd does at boot, and sockmapd.service requires it), or grant CAP_SYS_ADMIN";
+}
+
 std::vector<std::string> prepare_pin_path(const std::string& pin_path, const PinPathPlan& plan)
 {
     if (plan.mount_bpffs) {

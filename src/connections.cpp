@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "sockmapd/cgroup.hpp"
+#include "sockmapd/human_units.hpp"
+#include "sockmapd/json_output.hpp"
 #include "sockmapd/netns_scan.hpp"
 #include "sockmapd/sock_diag.hpp"
 
@@ -110,7 +112,7 @@ nlohmann::ordered_json direction_json(const ConnectionEnd& sender)
             {"redirected_messages", sender.ctx->redirected_msgs},
             {"fallback_bytes", sender.ctx->passed_bytes},
             {"on_tcp", (sender.ctx->flags & SMD_CTX_TCP_PINNED) != 0},
-            {"moved_by_backpressure", (sender.ctx->flags & SMD_CTX_BACKPRESSURE) != 0}};
+            {"queue_cap", sender.ctx->queue_cap}};
 }
 
 } // namespace
@@ -137,7 +139,7 @@ std::string format_connections_json(const std::vector<Connection>& connections, 
                        {"server_to_client", direction_json(c.server)}});
     }
     // Cgroup and namespace names are bytes, not UTF-8: replace what JSON cannot carry.
-    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    return format_json(out);
 }
 
 namespace {
@@ -172,7 +174,7 @@ std::string server_column(const Connection& c)
 
 std::string bytes_column(const ConnectionEnd& sender)
 {
-    return sender.ctx ? std::to_string(sender.ctx->redirected_bytes) : "-";
+    return sender.ctx ? format_bytes(sender.ctx->redirected_bytes) : "-";
 }
 
 std::string fallback_column(const Connection& c)
@@ -180,7 +182,7 @@ std::string fallback_column(const Connection& c)
     if (!c.client.ctx && !c.server.ctx)
         return "-";
     std::uint64_t sum = (c.client.ctx ? c.client.ctx->passed_bytes : 0) + (c.server.ctx ? c.server.ctx->passed_bytes : 0);
-    return std::to_string(sum);
+    return format_bytes(sum);
 }
 
 std::string cgroup_column(const ConnectionEnd& end)

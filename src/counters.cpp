@@ -18,7 +18,8 @@ constexpr std::string_view kNames[] = {
     "redirected_messages", "redirected_bytes",   "fallback_no_peer",     "fallback_pinned",
     "fallback_no_context", "fallback_bytes",     "early_data",           "insert_failed_full",
     "insert_failed_refused", "key_collisions",   "pairs_closed",         "policy_bypassed",
-    "fallback_backpressure", "backpressure_resumed", "hints_full",
+    "fallback_backpressure", "left_backpressure", "hints_full",          "left_blocking_reader",
+    "left_other",           "skipped_blocking",  "sockets_released",    "release_wakeups",
 };
 static_assert(std::size(kNames) == SMD_CTR_MAX, "every smd_counter needs a name");
 

@@ -19,14 +19,17 @@
 #include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
+#include "sockmapd/conflicts.hpp"
 #include "sockmapd/datapath.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/http_server.hpp"
+#include "sockmapd/human_units.hpp"
 #include "sockmapd/instance_lock.hpp"
 #include "sockmapd/metrics.hpp"
 #include "sockmapd/notify.hpp"
 #include "sockmapd/policy_control.hpp"
 #include "sockmapd/preflight.hpp"
+#include "sockmapd/release.hpp"
 #include "sockmapd/version.h"
 
 namespace sockmapd {
@@ -82,7 +85,7 @@ void expire_hints(Datapath& datapath, MetricsSource& metrics, std::chrono::secon
 
 // SIGTERM/SIGINT/SIGHUP are blocked by main (ScopedSignalMask) and read here from a signalfd, next to the
 // policy directory's inotify fd; between events the daemon does its periodic housekeeping.
-void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl& policy,
+void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& metrics, PolicyControl& policy,
                        std::chrono::seconds hint_max_age)
 {
     sigset_t set;
@@ -105,18 +108,30 @@ void run_until_stopped(Datapath& datapath, MetricsSource& metrics, PolicyControl
     auto next_inherited_check = Clock::now() + kInheritedPairsPeriod;
     const auto hint_period = hint_sweep_period(hint_max_age);
     auto next_hint_sweep = Clock::now() + hint_period;
+    // Connections that were leaving when the last daemon stopped are released from the start.
+    auto release_period = releaser.sweep(true);
+    auto next_release = Clock::now() + release_period;
     for (;;) {
         auto deadline = std::min(next_housekeeping, next_hint_sweep);
         if (watching_inherited)
             deadline = std::min(deadline, next_inherited_check);
+        if (release_period.count())
+            deadline = std::min(deadline, next_release);
         if (policy_changed_at)
             deadline = std::min(deadline, *policy_changed_at + kPolicySettle);
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-        struct pollfd fds[2] = {{.fd = signals.get(), .events = POLLIN, .revents = 0},
-                                {.fd = watch ? watch->fd() : -1, .events = POLLIN, .revents = 0}};
-        int ready = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(wait.count(), 0)));
+        struct pollfd fds[3] = {{.fd = signals.get(), .events = POLLIN, .revents = 0},
+                                {.fd = watch ? watch->fd() : -1, .events = POLLIN, .revents = 0},
+                                {.fd = releaser.fd(), .events = POLLIN, .revents = 0}};
+        int ready = ::poll(fds, 3, static_cast<int>(std::max<std::int64_t>(wait.count(), 0)));
         if (ready < 0 && errno != EINTR)
             throw_errno(errno, "poll");
+
+        bool left = fds[2].revents && releaser.drain_events();
+        if (left || (release_period.count() && Clock::now() >= next_release)) {
+            release_period = releaser.sweep(left);
+            next_release = Clock::now() + release_period;
+        }
 
         if (fds[1].revents && watch->drain())
             policy_changed_at = Clock::now();
@@ -172,24 +187,46 @@ private:
     bool keep_ = false;
 };
 
-// The backpressure limit in force, logged once: a node without it must know that a stalled reader is unbounded.
-std::uint64_t max_queued_bytes(const DaemonConfig& config)
+// What bounds a receiver's unread redirected bytes, logged once.
+std::uint64_t max_queued_bytes(const DaemonConfig& config, std::uint64_t rmem_max)
 {
-    std::uint64_t limit = config.max_queued_bytes.value_or(default_max_queued_bytes());
-    if (limit == 0) {
-        spdlog::warn("--max-queued-bytes 0: no backpressure; a receiver that stops reading lets its sender queue "
-                     "without bound");
-        return 0;
-    }
-    if (auto missing = backpressure_unavailable(); !missing.empty()) {
-        spdlog::warn("this kernel cannot bound redirected data a receiver has not read ({}); a receiver that stops "
-                     "reading lets its sender queue without bound",
-                     missing);
-        return limit;
-    }
-    spdlog::info("backpressure: a direction whose receiver holds over {} unread redirected bytes moves to TCP",
-                 limit);
+    std::uint64_t limit = config.max_queued_bytes.value_or(0);
+    if (limit)
+        spdlog::info("redirect queues: {} at first (--max-queued-bytes), growing as the receiver reads up to {}; a "
+                     "connection whose receiver falls behind leaves the redirect for TCP",
+                     format_bytes(limit), format_bytes(std::max(limit, rmem_max)));
+    else
+        spdlog::info("redirect queues: capped like a TCP receive buffer, growing as the receiver reads up to {} "
+                     "(tcp_rmem max); a connection whose receiver falls behind leaves the redirect for TCP",
+                     format_bytes(rmem_max));
     return limit;
+}
+
+// No --cgroup means the whole host: allowed (the node-agent use), but said once, loudly. An empty --cgroup never
+// gets here (the command line refuses it), and a blank one is refused here too, for callers other than main.
+std::string resolve_cgroup(const std::string& flag)
+{
+    if (!flag.empty() && flag.find_first_not_of(" \t\r\n") == std::string::npos)
+        throw Error("--cgroup is blank (an unset variable?); pass a cgroup v2 directory, or leave --cgroup out to "
+                    "accelerate the whole host");
+    if (!flag.empty())
+        return flag;
+    std::string root = detect_cgroup2_root();
+    spdlog::warn("no --cgroup: attaching to the cgroup v2 root {}, so every process on this host is in scope; pass "
+                 "--cgroup DIR to narrow it",
+                 root);
+    return root;
+}
+
+// Another sockmapd's sock_ops on this cgroup or above it takes every socket first: refuse. Other agents' programs
+// may or may not get in the way: warn.
+void check_sock_ops_conflicts(const std::string& cgroup, const std::string& pin_path)
+{
+    auto conflicts = find_sock_ops_conflicts(cgroup, pin_path);
+    if (!conflicts.sockmapd.empty())
+        throw Error(another_sockmapd_message(cgroup, conflicts.sockmapd));
+    if (!conflicts.others.empty())
+        spdlog::warn("{}", other_sock_ops_message(cgroup, conflicts.others));
 }
 
 } // namespace
@@ -201,15 +238,17 @@ void run_daemon(const DaemonConfig& config)
     if (!config.metrics_address.empty())
         metrics_address = parse_listen_address(config.metrics_address);
     throw_first(check_privileges());
-    std::string cgroup = config.cgroup.empty() ? detect_cgroup2_root() : config.cgroup;
+    std::string cgroup = resolve_cgroup(config.cgroup);
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
+    throw_first(check_bpffs_mount(plan));
     throw_first(check_kernel_features());
     PolicyControl policy(config.policy_path, detect_cgroup2_root());
     // A second daemon on existing pins is told so before its metrics port could collide with the first's.
     std::optional<InstanceLock> lock;
     if (std::filesystem::is_directory(config.pin_path))
         lock.emplace(config.pin_path);
+    check_sock_ops_conflicts(cgroup, config.pin_path);
     // Listening is the last check: a taken port stops the start before anything is pinned or attached.
     MetricsSource metrics;
     std::optional<HttpServer> http;
@@ -224,7 +263,10 @@ void run_daemon(const DaemonConfig& config)
     datapath.collect_stale_pairs();
     expire_hints(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
-    datapath.resume_redirects(max_queued_bytes(config));
+    std::uint64_t rmem_max = tcp_rmem_max();
+    datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max());
+    datapath.attach_release_iterator();
+    Releaser releaser(datapath.release_iterator_fd(), datapath.pairs_fd(), datapath.events_fd());
     datapath.attach_sk_msg();
     policy.install(datapath.policy_maps()); // in force before the first connection is decided
     Fd cgroup_fd = open_cgroup_dir(cgroup);
@@ -242,7 +284,7 @@ void run_daemon(const DaemonConfig& config)
 
     spdlog::info("SYN hints: up to {} in smd_hints; deleted once older than {} s", config.max_hints,
                  config.hint_max_age.count());
-    run_until_stopped(datapath, metrics, policy, config.hint_max_age);
+    run_until_stopped(datapath, releaser, metrics, policy, config.hint_max_age);
     notify_stopping("detaching sock_ops; maps stay pinned at " + config.pin_path);
 
     metrics.datapath_down();

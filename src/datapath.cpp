@@ -105,11 +105,13 @@ struct Datapath::Impl {
     bool sk_msg_attached = false;
     bool committed = false;
     Link sockops_link;
+    Link release_link;
     std::vector<struct smd_pair_key> inherited; // see remember_inherited_pairs
 
     ~Impl()
     {
         sockops_link.reset();
+        release_link.reset();
         if (committed)
             return;
         for (auto* map : created_pins)
@@ -253,13 +255,38 @@ std::size_t Datapath::collect_inherited_pairs()
     return watched.size();
 }
 
-void Datapath::resume_redirects(std::uint64_t max_queued_bytes)
+void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max)
 {
     std::uint32_t zero = 0;
     struct smd_control control {};
     control.max_queued_bytes = max_queued_bytes;
+    control.rmem_max = rmem_max;
+    control.wmem_max = wmem_max;
     if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.smd_control), &zero, &control, BPF_ANY) != 0)
-        throw_errno(errno, "write smd_control (drain flag off, backpressure limit)");
+        throw_errno(errno, "write smd_control (drain flag off, queue caps)");
+}
+
+void Datapath::attach_release_iterator()
+{
+    struct bpf_link* link = bpf_program__attach_iter(impl_->skel->progs.smd_release, nullptr);
+    if (!link)
+        throw_errno(errno, "create the iter/tcp link of smd_release");
+    impl_->release_link.reset(link);
+}
+
+int Datapath::release_iterator_fd() const
+{
+    return bpf_link__fd(impl_->release_link.get());
+}
+
+int Datapath::pairs_fd() const
+{
+    return bpf_map__fd(impl_->skel->maps.smd_pairs);
+}
+
+int Datapath::events_fd() const
+{
+    return bpf_map__fd(impl_->skel->maps.smd_events);
 }
 
 void Datapath::publish_info(const struct smd_info& info)

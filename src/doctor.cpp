@@ -10,6 +10,7 @@
 #include <fcntl.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -18,8 +19,10 @@
 #include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
 #include "sockmapd/cgroup.hpp"
+#include "sockmapd/conflicts.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/fd.hpp"
+#include "sockmapd/json_output.hpp"
 #include "sockmapd/pinned.hpp"
 #include "sockmapd/preflight.hpp"
 
@@ -79,14 +82,26 @@ std::string named(const std::pair<std::string, std::uint32_t>& prog)
     return prog.first + " (id " + std::to_string(prog.second) + ")";
 }
 
+// "name (id N)", plus where it is attached when that is above the cgroup sockmapd would use.
+std::string named(const SockOpsUser& user, const std::string& cgroup)
+{
+    const auto& p = user.program;
+    std::string text = p.name.value_or("?") + " (id " + std::to_string(p.id);
+    if (std::filesystem::path(p.cgroup).lexically_normal() != std::filesystem::path(cgroup).lexically_normal())
+        text += ", on " + p.cgroup;
+    return text + ")";
+}
+
 void probe_conflicts(EnvironmentFacts& facts)
 {
     Fd cgroup(::open(facts.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cgroup)
         return;
-    for (const auto& prog : attached_programs(cgroup.get(), BPF_CGROUP_SOCK_OPS))
-        if (prog.first.rfind("smd_", 0) != 0)
-            facts.foreign_sock_ops.push_back(named(prog));
+    auto sock_ops = find_sock_ops_conflicts(facts.cgroup, facts.pin_path);
+    for (const auto& user : sock_ops.sockmapd)
+        facts.other_sockmapd.push_back(describe_sock_ops_user(user));
+    for (const auto& user : sock_ops.others)
+        facts.foreign_sock_ops.push_back(named(user, facts.cgroup));
     for (auto type : {BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP4_SENDMSG,
                       BPF_CGROUP_UDP6_SENDMSG})
         for (const auto& prog : attached_programs(cgroup.get(), type))
@@ -189,14 +204,19 @@ DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
     for (const auto& [name, supported] : facts.helpers)
         add(report, "helper " + name, supported ? CheckStatus::ok : CheckStatus::fail,
             supported ? "available" : "not available to this program type", supported ? "" : "use Linux 5.15 or newer");
+    // Either gap would let an application tell that its connection is accelerated: sockmapd does not start.
     if (facts.backpressure_missing.empty())
         add(report, "backpressure", CheckStatus::ok,
             "sk_msg reads the receiver's redirect queue (sk_psock.msg_tot_len, bpf_rdonly_cast)");
     else
-        add(report, "backpressure", CheckStatus::warn,
-            facts.backpressure_missing + ": a receiver that stops reading lets its sender queue without bound",
-            "use a kernel whose struct sk_psock has msg_tot_len and that has bpf_rdonly_cast (6.2 or newer), or "
-            "scope sockmapd to trusted readers with a policy");
+        add(report, "backpressure", CheckStatus::fail,
+            facts.backpressure_missing + ": a receiver that stops reading would let its sender queue without bound",
+            "use Linux 6.2 or newer");
+    if (facts.fionread_missing.empty())
+        add(report, "FIONREAD", CheckStatus::ok, "counts the redirect queue of a socket in the sockhash (tcp_bpf_ioctl)");
+    else
+        add(report, "FIONREAD", CheckStatus::fail, facts.fionread_missing,
+            "use a kernel with that fix (Linux 7.0, 6.18.14, 6.12.75, 6.6.128 or newer in their series)");
     return report;
 }
 
@@ -210,14 +230,24 @@ DoctorReport evaluate(const EnvironmentFacts& facts)
     add(report, "target cgroup", facts.cgroup_error.empty() ? CheckStatus::ok : CheckStatus::fail,
         facts.cgroup_error.empty() ? facts.cgroup : facts.cgroup_error,
         facts.cgroup_error.empty() ? "" : "pass --cgroup with a cgroup v2 directory");
-    add(report, "bpffs", facts.bpffs_error.empty() ? CheckStatus::ok : CheckStatus::fail,
-        facts.bpffs_error.empty() ? "pin path " + facts.pin_path + " is usable" : facts.bpffs_error,
-        facts.bpffs_error.empty() ? "" : "mount bpffs at /sys/fs/bpf or pass another --pin-path");
+    if (!facts.bpffs_error.empty())
+        add(report, "bpffs", CheckStatus::fail, facts.bpffs_error, "mount bpffs at /sys/fs/bpf or pass another --pin-path");
+    else if (facts.bpffs_mount_needed && facts.cap_sys_admin)
+        add(report, "bpffs", CheckStatus::warn, bpffs_unmounted_with_admin(), bpffs_mount_remedy());
+    else if (facts.bpffs_mount_needed)
+        add(report, "bpffs", CheckStatus::fail, bpffs_unmounted_without_admin(), bpffs_mount_remedy());
+    else
+        add(report, "bpffs", CheckStatus::ok, "pin path " + facts.pin_path + " is usable");
     add(report, "privileges", facts.privileges_error.empty() ? CheckStatus::ok : CheckStatus::fail,
         facts.privileges_error.empty() ? "sufficient" : facts.privileges_error,
         facts.privileges_error.empty() ? "" : "run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON");
 
-    // Conflicts do not stop sockmapd from working, but change what it accelerates: warnings, not failures.
+    // Another sockmapd above or on the cgroup takes every socket first: this one would pair nothing (the daemon
+    // refuses to start). Other agents do not stop sockmapd from working, but change what it accelerates.
+    if (!facts.other_sockmapd.empty())
+        add(report, "conflict", CheckStatus::fail,
+            "another sockmapd already runs sock_ops for " + facts.cgroup + ": " + join(facts.other_sockmapd),
+            "a socket can be in only one sockmapd's sockhash: stop that sockmapd, or use a cgroup outside its scope");
     if (!facts.foreign_sock_ops.empty())
         add(report, "conflict", CheckStatus::warn,
             "other sock_ops programs run in " + facts.cgroup + ": " + join(facts.foreign_sock_ops),
@@ -232,8 +262,10 @@ DoctorReport evaluate(const EnvironmentFacts& facts)
             "sk_msg programs not from sockmapd are attached to " + facts.pin_path +
                 "/smd_sockhash: " + join(facts.foreign_sk_msg),
             "detach them (bpftool prog detach ... msg_verdict pinned " + facts.pin_path + "/smd_sockhash)");
-    if (facts.foreign_sock_ops.empty() && facts.cilium_programs.empty() && facts.foreign_sk_msg.empty())
-        add(report, "conflicts", CheckStatus::ok, "no other sock_ops, Cilium socket-LB or sk_msg programs");
+    if (facts.other_sockmapd.empty() && facts.foreign_sock_ops.empty() && facts.cilium_programs.empty() &&
+        facts.foreign_sk_msg.empty())
+        add(report, "conflicts", CheckStatus::ok,
+            "no other sockmapd, sock_ops, Cilium socket-LB or sk_msg programs on " + facts.cgroup + " or above it");
     return report;
 }
 
@@ -270,6 +302,7 @@ void probe_kernel(EnvironmentFacts& facts)
          })
         facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
     facts.backpressure_missing = backpressure_unavailable();
+    facts.fionread_missing = fionread_unavailable();
 }
 
 EnvironmentFacts probe_environment(const std::string& cgroup, const std::string& pin_path)
@@ -288,10 +321,11 @@ EnvironmentFacts probe_environment(const std::string& cgroup, const std::string&
     }
     facts.pin_path = pin_path;
     try {
-        plan_pin_path(pin_path);
+        facts.bpffs_mount_needed = plan_pin_path(pin_path).mount_bpffs;
     } catch (const std::exception& e) {
         facts.bpffs_error = e.what();
     }
+    facts.cap_sys_admin = has_cap_sys_admin();
     auto privileges = check_privileges();
     if (!privileges.empty())
         facts.privileges_error = privileges.front().what;
@@ -326,7 +360,7 @@ std::string format_doctor_json(const DoctorReport& report)
                                                                          : "fail"},
                           {"detail", check.detail},
                           {"remedy", check.remedy}});
-    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    return format_json(out);
 }
 
 int run_doctor(const std::string& cgroup, const std::string& pin_path, bool json)

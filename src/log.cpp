@@ -19,18 +19,17 @@ int libbpf_print(enum libbpf_print_level level, const char* format, va_list args
 {
     static thread_local char buffer[1 << 16];
     int n = std::vsnprintf(buffer, sizeof(buffer), format, args);
-    std::string message(buffer, n > 0 ? std::min<std::size_t>(n, sizeof(buffer) - 1) : 0);
-    while (!message.empty() && message.back() == '\n')
-        message.pop_back();
+    std::string message =
+        libbpf_log_message(std::string_view(buffer, n > 0 ? std::min<std::size_t>(n, sizeof(buffer) - 1) : 0));
     switch (level) {
     case LIBBPF_WARN:
-        spdlog::warn("libbpf: {}", message);
+        spdlog::warn("{}", message);
         break;
     case LIBBPF_INFO:
-        spdlog::debug("libbpf: {}", message);
+        spdlog::debug("{}", message);
         break;
     case LIBBPF_DEBUG:
-        spdlog::trace("libbpf: {}", message);
+        spdlog::trace("{}", message);
         break;
     }
     return n;
@@ -48,6 +47,16 @@ public:
 };
 
 } // namespace
+
+std::string libbpf_log_message(std::string_view raw)
+{
+    constexpr std::string_view kPrefix = "libbpf: ";
+    while (!raw.empty() && raw.back() == '\n')
+        raw.remove_suffix(1);
+    if (raw.starts_with(kPrefix)) // most of libbpf's own messages carry it already
+        raw.remove_prefix(kPrefix.size());
+    return std::string(kPrefix) + std::string(raw);
+}
 
 std::string json_escape(std::string_view text)
 {
@@ -77,7 +86,7 @@ std::string json_escape(std::string_view text)
 std::unique_ptr<spdlog::formatter> make_log_formatter(const std::string& format)
 {
     if (format == "text")
-        return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+        return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
     if (format == "json") {
         auto formatter = std::make_unique<spdlog::pattern_formatter>();
         formatter->add_flag<JsonMessageFlag>('*').set_pattern(

@@ -41,8 +41,13 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_pairs_closed_total", nullptr},            // SMD_CTR_PAIRS_CLOSED
     {"sockmapd_policy_bypassed_total", nullptr},         // SMD_CTR_POLICY_BYPASSED
     {"sockmapd_fallback_messages_total", "backpressure"}, // SMD_CTR_FALLBACK_BACKPRESSURE
-    {"sockmapd_backpressure_resumed_total", nullptr},    // SMD_CTR_BACKPRESSURE_RESUMED
+    {"sockmapd_left_redirect_total", "backpressure"},    // SMD_CTR_LEFT_BACKPRESSURE
     {"sockmapd_insert_failures_total", "hints_full"},    // SMD_CTR_HINTS_FULL
+    {"sockmapd_left_redirect_total", "blocking_reader"}, // SMD_CTR_LEFT_BLOCKING_READER
+    {"sockmapd_left_redirect_total", "other"},           // SMD_CTR_LEFT_OTHER
+    {"sockmapd_skipped_blocking_total", nullptr},        // SMD_CTR_SKIPPED_BLOCKING
+    {"sockmapd_sockets_released_total", nullptr},        // SMD_CTR_SOCKETS_RELEASED
+    {"sockmapd_release_wakeups_total", nullptr},         // SMD_CTR_RELEASE_WAKEUPS
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -65,8 +70,13 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_skipped_not_local_total", "Established sockets not inserted: their peer is not a local socket in scope."},
     {"sockmapd_early_data_total", "Connections that sent data before insertion (TCP Fast Open)."},
     {"sockmapd_policy_bypassed_total", "Local connections the policy kept on TCP (both ends local, rule said bypass)."},
-    {"sockmapd_backpressure_resumed_total",
-     "Directions moved to TCP by backpressure that went back to the redirect once their receiver caught up."},
+    {"sockmapd_left_redirect_total",
+     "Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory "
+     "(backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other)."},
+    {"sockmapd_skipped_blocking_total", "Local connections never paired because the connecting socket is blocking."},
+    {"sockmapd_sockets_released_total",
+     "Sockets of leaving connections taken out of the sockhash once nothing redirected to them was unread."},
+    {"sockmapd_release_wakeups_total", "Released sockets whose reader was woken because TCP bytes were waiting."},
 };
 
 std::string format_value(std::uint64_t value)

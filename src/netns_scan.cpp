@@ -89,6 +89,45 @@ std::uint64_t netns_cookie(int fd)
 
 } // namespace
 
+bool run_in_netns(int ns_fd, const std::function<void()>& fn)
+{
+    bool entered = false;
+    // setns() changes only the calling thread: a thread that ends afterwards leaves this one where it was.
+    std::thread inside([&] {
+        if (::setns(ns_fd, CLONE_NEWNET) != 0)
+            return;
+        entered = true;
+        fn();
+    });
+    inside.join();
+    return entered;
+}
+
+std::vector<NetnsFd> open_netns(const std::set<std::uint64_t>& wanted)
+{
+    std::vector<NetnsFd> found;
+    if (wanted.empty())
+        return found;
+    std::set<std::uint64_t> missing = wanted;
+    for (const auto& candidate : find_candidates().first) {
+        Fd ns(::open(candidate.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!ns)
+            continue;
+        std::uint64_t cookie = 0;
+        run_in_netns(ns.get(), [&] {
+            Fd probe(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+            if (probe)
+                cookie = netns_cookie(probe.get());
+        });
+        if (!missing.erase(cookie))
+            continue;
+        found.push_back({cookie, std::move(ns)});
+        if (missing.empty())
+            break;
+    }
+    return found;
+}
+
 std::vector<NetnsDiag> open_sock_diag_in(const std::set<std::uint64_t>& wanted)
 {
     std::vector<NetnsDiag> found;

@@ -10,11 +10,15 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/hints.hpp"
+#include "sockmapd/human_units.hpp"
+#include "sockmapd/json_output.hpp"
 #include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
@@ -40,6 +44,31 @@ void for_each_key(int fd, Visit visit)
         key = next;
         prev = &key;
     }
+}
+
+// The pairs with a socket in the sockhash, from the walk that counts the sockets (no lookup per pair). A socket
+// leaves the sockhash when it closes, with or without a daemon; its pair entry leaves only when sock_ops sees the
+// close, which it cannot while no daemon runs. Keys are compared as bytes: both maps hold the kernel's copy.
+class PairsInSockhash {
+public:
+    void add(const struct smd_pair_key& pair) { keys_.insert(bytes(pair)); }
+    bool contains(const struct smd_pair_key& pair) const { return keys_.count(bytes(pair)) != 0; }
+
+private:
+    static std::string bytes(const struct smd_pair_key& pair)
+    {
+        return std::string(reinterpret_cast<const char*>(&pair), sizeof(pair));
+    }
+    std::unordered_set<std::string> keys_;
+};
+
+std::optional<bool> read_bpf_stats_enabled()
+{
+    std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
+    int value = 0;
+    if (!(in >> value))
+        return std::nullopt;
+    return value != 0;
 }
 
 } // namespace
@@ -105,9 +134,15 @@ MapFill PinnedDatapath::fill() const
 {
     MapFill fill;
     // A sockhash cannot be read in batches: one get_next_key per socket.
-    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const auto&) { ++fill.sockets; });
+    PairsInSockhash in_sockhash;
+    for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const struct smd_sock_key& key) {
+        ++fill.sockets;
+        in_sockhash.add(key.pair);
+    });
     for_each_pair([&](const PairEntry& entry) {
-        if (entry.state.flags & SMD_PAIR_PASSIVE_IN)
+        if (!in_sockhash.contains(entry.key))
+            ++fill.closed_pairs;
+        else if (entry.state.flags & SMD_PAIR_PASSIVE_IN)
             ++fill.pairs;
         else
             ++fill.half_pairs;
@@ -139,7 +174,9 @@ StatusReport PinnedDatapath::status() const
     report.sockets = now.sockets;
     report.pairs = now.pairs;
     report.half_pairs = now.half_pairs;
+    report.closed_pairs = now.closed_pairs;
     report.hints = now.hints;
+    report.bpf_stats_enabled = read_bpf_stats_enabled();
     report.max_hints = capacities_.hints;
     report.counters = counters();
     report.programs = programs_using(sockhash_id_);
@@ -165,10 +202,12 @@ std::string format_status_json(const StatusReport& report)
     out["sockets"] = report.sockets;
     out["pairs"] = report.pairs;
     out["half_pairs"] = report.half_pairs;
+    out["closed_pairs"] = report.closed_pairs;
     out["hints"] = report.hints;
     out["max_hints"] = report.max_hints;
     if (report.control) {
         out["max_queued_bytes"] = report.control->max_queued_bytes;
+        out["rmem_max"] = report.control->rmem_max;
         out["draining"] = (report.control->flags & SMD_CONTROL_DRAIN) != 0;
     } else {
         out["max_queued_bytes"] = nullptr;
@@ -177,12 +216,13 @@ std::string format_status_json(const StatusReport& report)
     auto& counters = out["counters"] = nlohmann::ordered_json::object();
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         counters[std::string(counter_name(static_cast<enum smd_counter>(i)))] = report.counters[i];
+    out["bpf_stats_enabled"] = report.bpf_stats_enabled ? nlohmann::ordered_json(*report.bpf_stats_enabled) : nullptr;
     auto& programs = out["programs"] = nlohmann::ordered_json::array();
     for (const auto& p : report.programs)
         programs.push_back({{"id", p.id}, {"name", p.name}, {"type", p.type}, {"run_count", p.run_count},
                             {"run_time_ns", p.run_time_ns}});
     // Cgroup names are bytes, not UTF-8: replace what JSON cannot carry instead of failing the whole status.
-    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    return format_json(out);
 }
 
 std::string format_status_text(const StatusReport& report)
@@ -199,22 +239,39 @@ std::string format_status_text(const StatusReport& report)
         out << "daemon:      not running (paired connections keep their redirect; new ones are not paired)\n";
     }
     out << "sockets:     " << report.sockets << " of " << report.max_sockets << " in smd_sockhash\n";
-    out << "pairs:       " << report.pairs << " active, " << report.half_pairs << " waiting for their peer\n";
+    out << "pairs:       " << report.pairs << " active, " << report.half_pairs << " waiting for their peer";
+    if (report.closed_pairs)
+        out << ", " << report.closed_pairs << " closed while no daemon ran (removed at its next start)";
+    out << "\n";
     out << "syn hints:   " << report.hints << " of " << report.max_hints << " in smd_hints\n";
     if (report.control && (report.control->flags & SMD_CONTROL_DRAIN))
         out << "redirects:   draining (sockmapctl uninstall): every direction moves to TCP\n";
-    else if (report.control && report.control->max_queued_bytes)
-        out << "redirects:   a direction moves to TCP when its receiver holds over "
-            << report.control->max_queued_bytes << " unread bytes\n";
-    else if (report.control)
-        out << "redirects:   no backpressure limit (--max-queued-bytes 0)\n";
+    else if (report.control) {
+        out << "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (";
+        if (report.control->max_queued_bytes)
+            out << format_bytes(report.control->max_queued_bytes) << " at first (--max-queued-bytes)";
+        else
+            out << "TCP-like at first";
+        out << ", growing as it reads up to "
+            << format_bytes(std::max(report.control->rmem_max, report.control->max_queued_bytes)) << ")\n";
+    }
     out << "programs:\n";
-    for (const auto& p : report.programs)
-        out << "  " << p.id << " " << p.name << " (" << p.type << ") runs " << p.run_count << ", "
-            << p.run_time_ns << " ns\n";
+    for (const auto& p : report.programs) {
+        out << "  " << p.id << " " << p.name << " (" << p.type << ") ";
+        // Without kernel.bpf_stats_enabled the kernel counts nothing: 0 would read as "never ran".
+        if (report.bpf_stats_enabled == false && p.run_count == 0)
+            out << "runs n/a (kernel.bpf_stats_enabled=0)\n";
+        else
+            out << "runs " << p.run_count << ", " << p.run_time_ns << " ns\n";
+    }
     out << "counters:\n";
-    for (int i = 0; i < SMD_CTR_MAX; ++i)
-        out << "  " << counter_name(static_cast<enum smd_counter>(i)) << " " << report.counters[i] << "\n";
+    for (int i = 0; i < SMD_CTR_MAX; ++i) {
+        std::string name(counter_name(static_cast<enum smd_counter>(i)));
+        out << "  " << name << " " << report.counters[i];
+        if (name.ends_with("_bytes") && report.counters[i] >= 1024)
+            out << " (" << format_bytes(report.counters[i]) << ")";
+        out << "\n";
+    }
     return out.str();
 }
 

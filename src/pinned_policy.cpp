@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/json_output.hpp"
 #include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
@@ -133,7 +134,7 @@ std::string format_policy_json(const PolicyReport& report)
                          {"action", rule.action},
                          {"selectors", rule.selectors},
                          {"decisions", rule.decisions}});
-    return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    return format_json(out);
 }
 
 } // namespace sockmapd

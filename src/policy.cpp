@@ -17,6 +17,7 @@
 #include <cctype>
 #include <cerrno>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -153,6 +154,10 @@ public:
             check_one_document(text);
             top = YAML::Load(std::string(text));
         } catch (const YAML::Exception& e) {
+            // yaml-cpp reports a tab in the indentation as whatever it broke ("illegal map value", ...).
+            if (auto tab = indentation_tab(text, e.mark))
+                fail(mark_at(text, *tab), "YAML syntax error: a tab in the indentation; tabs are not allowed in "
+                                          "YAML indentation, indent with spaces");
             fail(e.mark, "YAML syntax error: " + e.msg + "; check the indentation and quoting there");
         }
         if (top.IsNull())
@@ -237,6 +242,25 @@ private:
     {
         auto mark = entry.value.Mark();
         return mark.is_null() || entry.value.IsNull() ? entry.key.Mark() : mark;
+    }
+
+    // The first tab in the leading whitespace of a line, up to the line of the error (or anywhere if it has none).
+    static std::optional<std::size_t> indentation_tab(std::string_view text, const YAML::Mark& error)
+    {
+        std::size_t line_start = 0;
+        for (int line = 0; line_start < text.size(); ++line) {
+            if (!error.is_null() && error.line >= 0 && line > error.line)
+                break;
+            auto indent_end = text.find_first_not_of(" \t", line_start);
+            auto tab = text.find('\t', line_start);
+            if (tab != std::string_view::npos && tab < indent_end)
+                return tab;
+            auto next = text.find('\n', line_start);
+            if (next == std::string_view::npos)
+                break;
+            line_start = next + 1;
+        }
+        return std::nullopt;
     }
 
     static YAML::Mark mark_at(std::string_view text, std::size_t offset)

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sockmapd/cgroup.hpp"
+#include "sockmapd/json_output.hpp"
 
 namespace sockmapd {
 
@@ -29,16 +30,20 @@ std::string format_policy_check(const Policy& policy, bool json)
         return policy.source + ": ok: " + std::to_string(count) + (count == 1 ? " rule" : " rules") + ", default " +
                default_action + "\n";
     }
-    auto rules = nlohmann::json::array();
+    auto rules = nlohmann::ordered_json::array();
     for (const auto& rule : policy.rules)
         rules.push_back({{"name", rule.name},
                          {"action", std::string(action_name(rule.action))},
                          {"selectors", describe_selectors(rule)},
                          {"line", rule.position.line}});
-    nlohmann::json report{{"file", policy.source}, {"ok", true},          {"sha256", policy.sha256},
-                          {"default", default_action}, {"rules", rules}};
-    // A cgroup path may hold bytes that are not UTF-8: replace them rather than throw.
-    return report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    nlohmann::ordered_json report{{"file", policy.source}, {"ok", true},          {"sha256", policy.sha256},
+                                  {"default", default_action}, {"rules", rules}};
+    return format_json(report);
+}
+
+std::string format_policy_check_error(const std::string& path, const std::string& message)
+{
+    return format_error_json(message, {{"file", path}, {"ok", false}});
 }
 
 } // namespace sockmapd

@@ -41,6 +41,18 @@ std::vector<PreflightIssue> check_privileges()
              "run it as root or grant those capabilities (systemd AmbientCapabilities=, Kubernetes securityContext)"}};
 }
 
+bool has_cap_sys_admin()
+{
+    return has_cap(effective_capabilities(), CAP_SYS_ADMIN);
+}
+
+std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan)
+{
+    if (!plan.mount_bpffs || has_cap_sys_admin())
+        return {};
+    return {{bpffs_unmounted_without_admin(), bpffs_mount_remedy()}};
+}
+
 // The kernel half of sockmapd --check (doctor.cpp), so that the daemon and the report never disagree.
 std::vector<PreflightIssue> check_kernel_features()
 {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/human_units.hpp"
 #include "sockmapd/fd.hpp"
 #include "sockmapd/instance_lock.hpp"
 #include "sockmapd/pinned.hpp"
@@ -153,7 +154,8 @@ std::string describe(const Pending& p, const struct smd_sock_key& key)
                 std::to_string(p.owner->fd);
     else
         text += ", no process found holding it";
-    text += p.queued >= 0 ? ": " + std::to_string(p.queued) + " bytes unread" : ": unread bytes unknown";
+    text += p.queued >= 0 ? ": " + format_bytes(static_cast<std::uint64_t>(p.queued)) + " unread"
+                          : ": unread bytes unknown";
     return text;
 }
 
@@ -279,8 +281,8 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
     auto control = pins.find("smd_control");
     if (control != pins.end()) {
         set_drain(control->second.get());
-        out << "uninstall: redirects stopped; waiting for " << sockhash_entries(sockhash).size()
-            << " sockets to empty their redirect queues\n";
+        out << "uninstall: redirects stopped; waiting for " << count_of(sockhash_entries(sockhash).size(), "socket")
+            << " to empty their redirect queues\n";
         std::this_thread::sleep_for(kGrace);
     } else if (!options.force) {
         throw Error("the maps at " + pin_path + " come from a sockmapd without the drain switch (smd_control), so "
@@ -303,15 +305,16 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
     if (!pending.empty()) {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.timeout).count();
         if (!options.force) {
-            err << "sockmapctl: " << pending.size() << " sockets still hold unread redirected data after " << seconds
-                << " s:\n";
+            err << "sockmapctl: " << count_of(pending.size(), "socket") << " still "
+                << (pending.size() == 1 ? "holds" : "hold") << " unread redirected data after " << seconds << " s:\n";
             for (const auto& [p, key] : pending)
                 err << "  " << describe(p, key) << "\n";
             err << "sockmapctl: nothing was unpinned; redirects stay off. Let those readers read (or close), then run "
                    "uninstall again, or pass --force to drop that data\n";
             return 1;
         }
-        out << "uninstall: --force: dropping the unread redirected data of " << pending.size() << " sockets:\n";
+        out << "uninstall: --force: dropping the unread redirected data of " << count_of(pending.size(), "socket")
+            << ":\n";
         for (const auto& [p, key] : pending)
             out << "  " << describe(p, key) << "\n";
         // Explicitly: a socket left in the sockhash keeps the unpinned map alive (its psock holds the sk_msg
@@ -319,7 +322,7 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
         for (const auto& [p, key] : pending)
             bpf_map_delete_elem(sockhash, &key);
     } else {
-        out << "uninstall: " << removed << " sockets left smd_sockhash with empty redirect queues\n";
+        out << "uninstall: " << count_of(removed, "socket") << " left smd_sockhash with empty redirect queues\n";
     }
 
     // 3. Detach, unpin, and let the kernel free what nothing holds any more.
@@ -357,8 +360,8 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
         err << " (see 'bpftool map show' / 'bpftool prog show' with pids); they go when it closes them\n";
         return 1;
     }
-    out << "uninstall: removed " << pin_path << "; " << ids.maps.size() << " maps and " << ids.programs.size()
-        << " programs released, no sockmapd BPF object left\n";
+    out << "uninstall: removed " << pin_path << "; " << count_of(ids.maps.size(), "map") << " and "
+        << count_of(ids.programs.size(), "program") << " released, no sockmapd BPF object left\n";
     return 0;
 }
 

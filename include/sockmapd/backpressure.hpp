@@ -1,4 +1,4 @@
-// The backpressure limit on redirected data a receiver has not read (docs/design.md, "Backpressure").
+// What bounds redirected data a receiver has not read, and the kernel facts it needs (docs/design.md).
 #pragma once
 
 #include <cstdint>
@@ -11,13 +11,18 @@ namespace sockmapd {
 // a socket. Empty when it cannot be read or parsed.
 std::optional<std::uint64_t> tcp_mem_max(const std::string& path);
 
-// The daemon's default for --max-queued-bytes: what plain TCP would let one direction buffer, the receiver's
-// largest receive buffer plus the sender's largest send buffer (tcp_rmem and tcp_wmem maxima; the kernel's own
-// defaults, 6 + 4 MiB, for a file that cannot be read).
-std::uint64_t default_max_queued_bytes();
+// net.ipv4.tcp_rmem's maximum (the kernel's built-in 6 MiB if it cannot be read): a redirect queue cap grows
+// up to it, as a TCP receive buffer would.
+std::uint64_t tcp_rmem_max();
+// net.ipv4.tcp_wmem's maximum (built-in 4 MiB): what a TCP sender buffers for a reader that stopped.
+std::uint64_t tcp_wmem_max();
 
 // Empty when the running kernel lets sk_msg read a receiver's redirect queue (the BTF of struct
 // sk_psock.msg_tot_len and the bpf_rdonly_cast kfunc); otherwise what is missing.
 std::string backpressure_unavailable();
+
+// Empty when FIONREAD on a socket in the sockhash counts its redirect queue (tcp_bpf_ioctl, from "bpf, sockmap:
+// Fix FIONREAD for sockmap"); otherwise why a reader that sizes its reads by FIONREAD would stall.
+std::string fionread_unavailable();
 
 } // namespace sockmapd

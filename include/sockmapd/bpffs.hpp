@@ -22,4 +22,10 @@ std::vector<std::string> prepare_pin_path(const std::string& pin_path, const Pin
 
 bool is_on_bpffs(const std::string& path);
 
+// What --check and the daemon say when nothing is mounted at /sys/fs/bpf, with and without CAP_SYS_ADMIN, and
+// what to do about it: one wording for both, so that they never disagree.
+std::string bpffs_unmounted_with_admin();
+std::string bpffs_unmounted_without_admin();
+std::string bpffs_mount_remedy();
+
 } // namespace sockmapd

@@ -51,9 +51,16 @@ public:
     void remember_inherited_pairs();
     std::size_t collect_inherited_pairs();
 
-    // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set, and sets the backpressure
-    // limit: a direction whose receiver holds more than max_queued_bytes unread moves to TCP (0: no limit).
-    void resume_redirects(std::uint64_t max_queued_bytes);
+    // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set, and sets what bounds a
+    // receiver's unread redirected bytes: its queue cap is sized against what TCP holds (wmem_max) and grows up
+    // to rmem_max like a TCP receive buffer, never past max_queued_bytes (0: no bound beyond the TCP-like one).
+    void resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max);
+
+    // Creates the link of the release iterator (release.bpf.c); owned, so it ends with this object.
+    void attach_release_iterator();
+    int release_iterator_fd() const;
+    int pairs_fd() const;
+    int events_fd() const;
 
     void publish_info(const struct smd_info& info);
 

@@ -23,13 +23,17 @@ struct EnvironmentFacts {
     std::vector<std::pair<std::string, bool>> map_types;
     std::vector<std::pair<std::string, bool>> helpers;
     std::string backpressure_missing; // empty when sk_msg can read a receiver's redirect queue
+    std::string fionread_missing;     // empty when FIONREAD counts a paired socket's redirect queue
     std::string cgroup2_mount;  // empty: no cgroup v2 mount
     std::string cgroup;         // the cgroup sockmapd would attach to
     std::string cgroup_error;   // empty when cgroup is a usable cgroup v2 directory
     std::string pin_path;
     std::string bpffs_error;    // empty when pin_path is (or can be) on bpffs
+    bool bpffs_mount_needed = false; // nothing at /sys/fs/bpf: the daemon would mount it
+    bool cap_sys_admin = false;      // what mounting it takes
     std::string privileges_error; // empty when the privileges suffice
-    std::vector<std::string> foreign_sock_ops; // "name (id N)" attached to the cgroup, not sockmapd's
+    std::vector<std::string> other_sockmapd;   // another sockmapd's sock_ops on the cgroup or above it
+    std::vector<std::string> foreign_sock_ops; // "name (id N)" on the cgroup or above it, not sockmapd's
     std::vector<std::string> cilium_programs;  // cil_* socket-LB programs attached to the cgroup
     std::vector<std::string> foreign_sk_msg;   // sk_msg programs on our pinned sockhash that are not ours
 };

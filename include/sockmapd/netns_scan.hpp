@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,5 +22,16 @@ struct NetnsDiag {
 // this process and /proc/*/ns/net, each namespace tried once; the search stops when all are found. A
 // namespace that no process and no bind mount holds cannot be entered and is missing from the result.
 std::vector<NetnsDiag> open_sock_diag_in(const std::set<std::uint64_t>& wanted);
+
+struct NetnsFd {
+    std::uint64_t cookie = 0;
+    Fd ns; // the nsfs file: keeps the namespace alive while open
+};
+
+// The same search as open_sock_diag_in, keeping an fd of each namespace found.
+std::vector<NetnsFd> open_netns(const std::set<std::uint64_t>& wanted);
+
+// Runs `fn` in a short-lived thread that entered the namespace behind ns_fd; false if it could not enter it.
+bool run_in_netns(int ns_fd, const std::function<void()>& fn);
 
 } // namespace sockmapd

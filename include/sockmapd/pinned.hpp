@@ -17,7 +17,7 @@ namespace sockmapd {
 inline constexpr const char* kPinnedMaps[] = {
     "smd_sockhash",    "smd_pairs",     "smd_hints",     "smd_sk_ctx",    "smd_counters",
     "smd_info",        "smd_control",   "smd_pol_ctl",   "smd_pol_slots", "smd_pol_ports",
-    "smd_pol_uids",    "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_rules", "smd_pol_hits"};
+    "smd_pol_uids",    "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_rules", "smd_pol_hits",  "smd_events"};
 
 struct ProgramInfo {
     std::uint32_t id = 0;
@@ -32,6 +32,8 @@ struct MapFill {
     std::uint64_t sockets = 0;    // entries in the sockhash
     std::uint64_t pairs = 0;      // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0; // active end in, passive not (yet)
+    std::uint64_t closed_pairs = 0; // entries neither of whose sockets is in the sockhash any more: they closed
+                                    // while no sock_ops ran to see it; the next daemon start removes them
     std::uint64_t hints = 0;      // entries in smd_hints
 };
 
@@ -56,8 +58,10 @@ struct StatusReport {
     std::uint64_t sockets = 0;        // entries in the sockhash
     std::uint64_t pairs = 0;          // connections with both ends in the sockhash
     std::uint64_t half_pairs = 0;     // active end in, passive not (yet)
+    std::uint64_t closed_pairs = 0;   // see MapFill
     std::uint64_t hints = 0;          // entries in smd_hints
     std::uint32_t max_hints = 0;
+    std::optional<bool> bpf_stats_enabled; // kernel.bpf_stats_enabled, which run counts need; unknown if unread
     CounterValues counters{};
     std::vector<ProgramInfo> programs;
     std::optional<struct smd_control> control; // drain flag and backpressure limit, if pinned

@@ -15,4 +15,7 @@ std::string check_policy_file(const std::string& path, bool json, const std::str
 // "FILE: ok: N rules, default accelerate", or the same as a JSON object with the rules and the file's digest.
 std::string format_policy_check(const Policy& policy, bool json);
 
+// A refused file as `policy check --json` reports it: {"file": path, "ok": false, "error": message}.
+std::string format_policy_check_error(const std::string& path, const std::string& message);
+
 } // namespace sockmapd

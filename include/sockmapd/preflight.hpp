@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "sockmapd/bpffs.hpp"
+
 namespace sockmapd {
 
 struct PreflightIssue {
@@ -13,6 +15,12 @@ struct PreflightIssue {
 
 // Capabilities the daemon needs: CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON.
 std::vector<PreflightIssue> check_privileges();
+
+// Whether this process has CAP_SYS_ADMIN (mounting bpffs needs it; the systemd unit leaves it out).
+bool has_cap_sys_admin();
+
+// A plan that mounts bpffs needs CAP_SYS_ADMIN: without it, say so before anything changes.
+std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan);
 
 // BTF, map and program types and helpers the data path uses (probed in the running kernel).
 std::vector<PreflightIssue> check_kernel_features();

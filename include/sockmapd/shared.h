@@ -6,7 +6,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key, value or meaning changes: a daemon refuses pins of another ABI. */
-#define SMD_ABI_VERSION 3
+#define SMD_ABI_VERSION 4
 
 /* Default sizes; the daemon may override max_entries before load. */
 #define SMD_DEFAULT_MAX_SOCKETS 65536
@@ -69,6 +69,15 @@ struct smd_hint {
 #define SMD_PAIR_ACTIVE_CLOSED (1u << 2)
 #define SMD_PAIR_PASSIVE_CLOSED (1u << 3)
 #define SMD_PAIR_POISONED (1u << 4) /* two connections produced one key: never redirect under it */
+/*
+ * The connection leaves the redirect for good (docs/design.md, "A direction's life"): both directions move to
+ * TCP, and each socket is taken out of the sockhash (released) once nothing redirected to it is left unread or
+ * in flight, so that from then on every socket operation is plain TCP's.
+ */
+#define SMD_PAIR_LEAVING (1u << 5)
+#define SMD_PAIR_PINNED(role) (1u << (6 + (role)))   /* that end's own sends go by TCP from now on */
+#define SMD_PAIR_RELEASED(role) (1u << (8 + (role))) /* that end was taken out of the sockhash */
+#define SMD_PAIR_CLOSED(role) ((role) == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED)
 
 /*
  * Which policy rules one end of a connection satisfies, one bit per rule (bit i = rule i), by selector kind.
@@ -93,8 +102,6 @@ struct smd_pair_state {
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
 #define SMD_CTX_TCP_PINNED (1u << 0)   /* this direction used the TCP path once: never redirect again */
-#define SMD_CTX_BACKPRESSURE (1u << 1) /* ... because its receiver had too much unread (with TCP_PINNED); may
-                                          redirect again once the receiver has read every TCP byte */
 
 /* What one queued sk_msg costs the receiver's node besides its payload (struct sk_msg, from kmalloc-1k). */
 #define SMD_MSG_OVERHEAD 1024
@@ -105,8 +112,10 @@ struct smd_sock_ctx {
 	__u64 redirected_msgs;
 	__u64 passed_bytes;     /* bytes this socket sent on the TCP path while in the sockhash */
 	__u32 flags;            /* SMD_CTX_* */
-	__u32 pad;
+	__u32 queue_cap;        /* how much this direction may leave unread in the receiver; grows like a TCP
+	                           receive buffer as the receiver reads (backpressure.bpf.h) */
 	__u64 peer_sk;          /* the peer's smd_pair_state.sk, cached by sk_msg once known */
+	__u64 read_at_growth;   /* bytes the receiver had read of this direction when queue_cap last grew */
 };
 
 /* Per-CPU counters, indexes into smd_counters.value[]. Keep names in counters.cpp in the same order. */
@@ -127,9 +136,14 @@ enum smd_counter {
 	SMD_CTR_KEY_COLLISION,         /* two connections produced one pair key */
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
-	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: the receiver had over max_queued_bytes unread, or its memcg was full */
-	SMD_CTR_BACKPRESSURE_RESUMED,  /* directions back on the redirect: their receiver read every TCP byte */
+	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: its receiver could not take more (queue cap, memcg) */
+	SMD_CTR_LEFT_BACKPRESSURE,     /* connections that left the redirect: a receiver fell behind its queue cap */
 	SMD_CTR_HINTS_FULL,            /* SYNs whose hint could not be recorded: smd_hints full */
+	SMD_CTR_LEFT_BLOCKING_READER,  /* connections that left the redirect: an end is a blocking socket */
+	SMD_CTR_LEFT_OTHER,            /* connections that left the redirect: uninstall drain, or a peer gone */
+	SMD_CTR_SKIPPED_BLOCKING,      /* connections never paired: the connecting socket is blocking */
+	SMD_CTR_SOCKETS_RELEASED,      /* sockets taken out of the sockhash once nothing to them was unread */
+	SMD_CTR_RELEASE_WAKEUPS,       /* released sockets with TCP bytes waiting whose readers were woken */
 	SMD_CTR_MAX,
 };
 
@@ -235,9 +249,14 @@ struct smd_info {
 struct smd_control {
 	__u32 flags; /* SMD_CONTROL_* */
 	__u32 pad;
-	/* A direction whose receiver holds more than this many unread redirected bytes (payload plus
-	 * SMD_MSG_OVERHEAD per message) moves to TCP for good, where the receive window bounds it. 0: no limit. */
+	/* Every direction's first queue cap (unread redirected bytes, payload plus SMD_MSG_OVERHEAD per message)
+	 * and the least it may grow to; 0: the TCP-like first cap (backpressure.bpf.h). */
 	__u64 max_queued_bytes;
+	/* net.ipv4.tcp_rmem's maximum: a queue cap grows up to it as a TCP receive buffer would. */
+	__u64 rmem_max;
+	/* net.ipv4.tcp_wmem's maximum: what a TCP sender buffers for a reader that stopped, which the first queue
+	 * cap is sized against. */
+	__u64 wmem_max;
 };
 
 #endif /* SOCKMAPD_SHARED_H */

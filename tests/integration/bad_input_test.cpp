@@ -9,8 +9,9 @@
 
 #include "bpf_inventory.hpp"
 #include "fixture.hpp"
-#include "split_command.hpp"
+#include "sockmapd/cgroup.hpp"
 #include "sockmapd/shared.h"
+#include "split_command.hpp"
 
 namespace smdtest {
 namespace {
@@ -322,17 +323,118 @@ TEST_F(BadInput, StatusOfAPinPathWithNothingPinned)
     EXPECT_FALSE(fs::exists("/sys/fs/bpf/does-not-exist"));
 }
 
-TEST_F(BadInput, SockmapctlWithoutSubcommand)
+// As kubectl, cilium and bpftool: no subcommand prints the help, and every usage error exits 2 (never CLI11's
+// own 105/106/109).
+TEST_F(BadInput, SockmapctlWithoutSubcommandPrintsHelpAndExits2)
 {
-    for (auto args : {std::vector<std::string>{}, std::vector<std::string>{"bogus"},
-                      std::vector<std::string>{"status", "--bogus"}}) {
+    auto bare = run_split({sockmapctl_bin()});
+    EXPECT_EQ(bare.exit_code, 2);
+    EXPECT_EQ(bare.out, "");
+    EXPECT_NE(bare.err.find("Usage: sockmapctl"), std::string::npos) << bare.err;
+    EXPECT_NE(bare.err.find("Subcommands:"), std::string::npos) << bare.err;
+
+    struct Case {
+        std::vector<std::string> args;
+        std::string must_mention;
+    };
+    for (const auto& c : std::vector<Case>{{{"bogus"}, "unknown subcommand 'bogus'"},
+                                           {{"policy", "bogus"}, "unknown subcommand 'bogus' for 'policy'"},
+                                           {{"status", "--bogus"}, "unknown flag '--bogus'"},
+                                           {{"policy", "check"}, "FILE"},
+                                           {{"status", "-o", "yaml"}, "yaml"},
+                                           {{"uninstall", "--timeout", "-1"}, "--timeout"}}) {
         std::vector<std::string> argv{sockmapctl_bin()};
-        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
         auto result = run_split(argv);
         SCOPED_TRACE(result.err);
-        EXPECT_NE(result.exit_code, 0);
-        expect_one_line(result, "sockmapctl: ", {"--help"});
+        EXPECT_EQ(result.exit_code, 2);
+        expect_one_line(result, "sockmapctl: ", {c.must_mention, "--help"});
     }
+}
+
+// An unset variable in a unit file or an empty ConfigMap key gives `--cgroup ""`: refused, never the whole host.
+TEST_F(BadInput, EmptyOrBlankCgroupAttachesNothingAnywhere)
+{
+    std::string root = sockmapd::detect_cgroup2_root();
+    auto root_before = cgroup_programs(root);
+    for (std::string blank : {"", " ", "\t"}) {
+        SCOPED_TRACE("--cgroup '" + blank + "'");
+        std::string pins = fresh_pin_path();
+        for (auto extra : {std::vector<std::string>{}, std::vector<std::string>{"--check"}}) {
+            std::vector<std::string> args{"--cgroup", blank, "--pin-path", pins};
+            args.insert(args.end(), extra.begin(), extra.end());
+            expect_refused(args, {"--cgroup is", "unset variable", "--help"});
+        }
+        EXPECT_FALSE(fs::exists(pins));
+        EXPECT_EQ(cgroup_programs(root), root_before) << "something attached to the cgroup v2 root";
+    }
+    auto run = run_split({sockmapd_bin(), "--cgroup", ""});
+    EXPECT_EQ(run.exit_code, 2) << "a usage error";
+}
+
+TEST_F(BadInput, MaxQueuedBytesNegativeOrOutOfRange)
+{
+    for (std::string value : {"-1", "-0", "18446744073709551615", "5GiB", "1.5MiB", "8XB", "lots"}) {
+        SCOPED_TRACE("--max-queued-bytes " + value);
+        std::string pins = fresh_pin_path();
+        expect_refused({"--cgroup", cgroup_path(), "--pin-path", pins, "--max-queued-bytes", value},
+                       {"--max-queued-bytes " + value, "--help"});
+        EXPECT_FALSE(fs::exists(pins));
+    }
+}
+
+// A second sockmapd (its own pin path) on a cgroup whose sock_ops already is sockmapd's, there or above: every
+// socket goes into the first one's sockhash, so the second would pair nothing. It is refused with one line
+// naming the first, attaches and pins nothing, and the first keeps pairing.
+TEST_F(BadInput, SecondSockmapdOnTheSameCgroupOrBelowIsRefused)
+{
+    std::string child = cgroup_path() + "/child", grandchild = child + "/grandchild";
+    ASSERT_TRUE(fs::create_directories(grandchild));
+    struct RemoveDirs {
+        std::vector<std::string> dirs;
+        ~RemoveDirs()
+        {
+            for (const auto& d : dirs)
+                ::rmdir(d.c_str());
+        }
+    } cleanup{{grandchild, child}};
+
+    daemon().start();
+    auto attached_before = cgroup_programs(cgroup_path());
+    ASSERT_EQ(attached_before.size(), 1u);
+    auto programs = daemon().status()["programs"];
+    std::string sockops_id;
+    for (const auto& p : programs)
+        if (p["type"] == "sock_ops")
+            sockops_id = std::to_string(p["id"].get<unsigned>());
+    ASSERT_FALSE(sockops_id.empty()) << programs;
+
+    for (const auto& target : {cgroup_path(), grandchild}) {
+        std::string pins = fresh_pin_path();
+        SCOPED_TRACE(target);
+        bool others_before = other_daemons_running();
+        auto programs_before = smd_program_ids();
+        auto result = run_split({sockmapd_bin(), "--cgroup", target, "--pin-path", pins, "--metrics-address", ""},
+                                std::nullopt, std::chrono::seconds(15));
+        EXPECT_EQ(result.exit_code, 1);
+        expect_one_line(result, "sockmapd: ",
+                        {"another sockmapd already runs sock_ops for cgroup " + target,
+                         "smd_sockops (prog id " + sockops_id + ", pins at " + daemon().pin_path() + ")",
+                         "attached to " + cgroup_path(), "would pair nothing"});
+        EXPECT_FALSE(fs::exists(pins));
+        EXPECT_EQ(cgroup_programs(target), target == cgroup_path() ? attached_before : std::vector<std::string>{});
+        expect_no_new_programs(programs_before, others_before);
+    }
+
+    EXPECT_TRUE(daemon().running());
+    EXPECT_EQ(cgroup_programs(cgroup_path()), attached_before);
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    auto r = duplex_transfer(client.get(), server.get(), 71, 1 << 20, 72, 1 << 20, {65536});
+    expect_intact(r, 71, 1 << 20, 72, 1 << 20);
+    EXPECT_EQ(daemon().counter("pairs_made"), 1u);
+    EXPECT_EQ(daemon().counter("redirected_bytes"), 2u << 20);
 }
 
 // Smoke test: --help works without root or BPF and lists every flag.
@@ -357,18 +459,20 @@ TEST(CommandLineHelp, SockmapctlListsItsSubcommandsAndFlags)
         EXPECT_NE(status.out.find(flag), std::string::npos) << flag << " missing from:\n" << status.out;
 }
 
-TEST(CommandLineHelp, VersionPrintsOneLine)
+TEST(CommandLineHelp, VersionPrintsOneLineWithRevisionAndLibbpf)
 {
-    for (const auto& bin : {sockmapd_bin(), sockmapctl_bin()}) {
-        auto result = run_split({bin, "--version"});
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {sockmapd_bin(), "--version"}, {sockmapctl_bin(), "--version"}, {sockmapctl_bin(), "version"}}) {
+        auto result = run_split(argv);
         EXPECT_EQ(result.exit_code, 0) << result.err;
         EXPECT_EQ(lines_of(result.out).size(), 1u) << result.out;
+        EXPECT_NE(result.out.find(" (git "), std::string::npos) << result.out;
+        EXPECT_NE(result.out.find(", libbpf v"), std::string::npos) << result.out;
     }
 }
 
-// Not run on purpose: without --cgroup the daemon attaches to the cgroup v2 mount, i.e. the whole host. The
-// detection itself (detect_cgroup2_root) is covered by the unit tests in tests/unit/cgroup_test.cpp and
-// mountinfo_test.cpp.
+// Without --cgroup the daemon attaches to the cgroup v2 mount, i.e. the whole host: CgroupScope runs that case
+// inside a cgroup namespace whose root is the test's own cgroup (cli_safety_test.cpp).
 
 } // namespace
 } // namespace smdtest

@@ -13,6 +13,7 @@
 
 #include "fixture.hpp"
 #include "poll_until.hpp"
+#include "sockmapd/human_units.hpp"
 #include "split_command.hpp"
 
 #ifndef SO_NETNS_COOKIE
@@ -267,8 +268,8 @@ TEST_F(Connections, ShowsEndpointsNamespaceCgroupAndBytesPerDirection)
     auto line = std::find_if(lines.begin(), lines.end(),
                              [&](const std::string& l) { return l.find(redirect_view) != std::string::npos; });
     ASSERT_NE(line, lines.end()) << text.out;
-    EXPECT_NE(line->find(" " + std::to_string(to_server[2]) + " "), std::string::npos) << *line;
-    EXPECT_NE(line->find(" " + std::to_string(to_client[2]) + " "), std::string::npos) << *line;
+    EXPECT_NE(line->find(" " + sockmapd::format_bytes(to_server[2])), std::string::npos) << *line;
+    EXPECT_NE(line->find(" " + sockmapd::format_bytes(to_client[2])), std::string::npos) << *line;
     EXPECT_NE(line->find(ns.name()), std::string::npos) << *line;
 
     // No daemon: pins only. Pairs keep redirecting, and their counters keep counting.

@@ -273,8 +273,14 @@ TEST_F(DaemonSet, ContainerAsTheKubeletRunsItBecomesReadyAcceleratesAndStops)
         }
         auto r = duplex_transfer(client.get(), server.get(), 81, kBulk, 82, kBulk, {65536, 1000});
         expect_intact(r, 81, kBulk, 82, kBulk);
-        auto after = ctl_status(pin_path_)["counters"].value("redirected_bytes", 0ull);
-        EXPECT_EQ(after - before, 2 * kBulk);
+        // The manifest's default queue caps: 4 threads on 2 cores may make the connection leave the redirect
+        // once a writer runs ahead (design.md, "Queue caps"); then it was counted, and the rest went over TCP.
+        auto counters = ctl_status(pin_path_)["counters"];
+        auto redirected = counters.value("redirected_bytes", 0ull) - before;
+        EXPECT_GT(redirected, 0u) << "nothing went through the redirect";
+        EXPECT_LE(redirected, 2 * kBulk);
+        if (redirected < 2 * kBulk)
+            EXPECT_GE(counters.value("left_backpressure", 0ull), 1u) << "bytes went over TCP without a reason";
     }
 
     // Pod deletion: SIGTERM, then SIGKILL after terminationGracePeriodSeconds.

@@ -23,7 +23,7 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1ull << 20;
 // Sorted, as directory_entries lists them.
-const std::vector<std::string> kPinnedMaps{"smd_control",   "smd_counters",  "smd_hints",       "smd_info",
+const std::vector<std::string> kPinnedMaps{"smd_control",   "smd_counters",  "smd_events", "smd_hints",       "smd_info",
                                            "smd_pairs",     "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_ctl",
                                            "smd_pol_hits",  "smd_pol_ports", "smd_pol_rules",   "smd_pol_slots",
                                            "smd_pol_uids",  "smd_sk_ctx",    "smd_sockhash"};

@@ -73,11 +73,15 @@ TEST_F(Metrics, RedirectedBytesGrowByExactlyTheBytesSent)
     auto after = scrape();
     const std::uint64_t sent = kBulk + kBulk / 2;
     auto delta = [&](const std::string& series) { return value(after, series) - value(before, series); };
-    EXPECT_EQ(delta("sockmapd_redirected_bytes_total"), sent + before.bytes_received + after.bytes_sent)
+    // The daemon's HTTP server answers on a blocking socket, so a scrape's connection leaves the redirect at its
+    // response (design.md, "A direction's life"): its bytes are redirected or counted as fallback, the test's
+    // are all redirected.
+    EXPECT_EQ(delta("sockmapd_redirected_bytes_total") + delta("sockmapd_fallback_bytes_total"),
+              sent + before.bytes_received + after.bytes_sent)
         << "test bytes " << sent << ", first scrape's response " << before.bytes_received
         << ", second scrape's request " << after.bytes_sent;
+    EXPECT_GE(delta("sockmapd_redirected_bytes_total"), sent);
     EXPECT_EQ(delta("sockmapd_pairs_total"), 2u) << "the test's pair and the second scrape's";
-    EXPECT_EQ(delta("sockmapd_fallback_bytes_total"), 0u);
     EXPECT_EQ(value(after, "sockmapd_fallback_messages_total{reason=\"no_peer\"}"), 0u);
     EXPECT_EQ(value(after, "sockmapd_insert_failures_total{reason=\"full\"}"), 0u);
     record("redirected_bytes_delta", static_cast<long long>(delta("sockmapd_redirected_bytes_total")));
@@ -351,7 +355,8 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
     auto r = duplex_transfer(client.get(), server.get(), 41, 1 << 20, 42, 1 << 20, {65536});
     expect_intact(r, 41, 1 << 20, 42, 1 << 20);
     auto after = scrape();
-    EXPECT_EQ(value(after, "sockmapd_redirected_bytes_total") - before,
+    EXPECT_GE(value(after, "sockmapd_redirected_bytes_total") - before, 2u << 20);
+    EXPECT_LE(value(after, "sockmapd_redirected_bytes_total") - before,
               (2u << 20) + reply.bytes_received + after.bytes_sent);
     holders.clear();
 }

@@ -100,8 +100,20 @@ TEST_F(PolicyCheck, ASyntaxErrorIsOneLineWithItsPosition)
     auto path = write_policy("rules:\n  - name: a\n    action: bypass\n    ports: [80, 0]\n");
     expect_refusal(run_split({sockmapctl_bin(), "policy", "check", path}), "sockmapctl: " + path + ":4:17: ",
                    {"port 0 is out of range", "expected 1..65535"});
-    expect_refusal(run_split({sockmapctl_bin(), "policy", "check", "--json", path}), "sockmapctl: " + path + ":4:17: ",
-                   {"port 0"});
+    // --json: the refusal is a JSON object on stdout, formatted like the report of a good file; exit 1.
+    for (const auto& args : std::vector<std::vector<std::string>>{{"policy", "check", "--json", path},
+                                                                   {"-o", "json", "policy", "check", path}}) {
+        std::vector<std::string> argv{sockmapctl_bin()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto json = run_split(argv);
+        EXPECT_EQ(json.exit_code, 1);
+        EXPECT_EQ(json.err, "");
+        auto report = nlohmann::json::parse(json.out, nullptr, false);
+        ASSERT_TRUE(report.is_object()) << json.out;
+        EXPECT_EQ(report["file"], path);
+        EXPECT_EQ(report["ok"], false);
+        EXPECT_EQ(report["error"].get<std::string>().rfind(path + ":4:17: port 0", 0), 0u) << report["error"];
+    }
 }
 
 TEST_F(PolicyCheck, ACgroupThatDoesNotExist)
@@ -126,7 +138,7 @@ TEST_F(PolicyCheck, AMissingOrWorldWritableFile)
 TEST_F(PolicyCheck, WithoutAFile)
 {
     auto result = run_split({sockmapctl_bin(), "policy", "check"});
-    EXPECT_NE(result.exit_code, 0);
+    EXPECT_EQ(result.exit_code, 2) << "a usage error";
     EXPECT_EQ(lines_of(result.err).size(), 1u) << result.err;
     EXPECT_NE(result.err.find("FILE"), std::string::npos) << result.err;
 }

@@ -78,7 +78,7 @@ TEST_P(HalfClose, EofExactlyAfterTheLastByteBothWays)
         record(label(mode, "reply_received"), describe_end(a_received));
         pair = {};
         if (mode == Mode::Accelerated)
-            expect_redirected(2 * kLength, 1);
+            expect_redirected_or_left(2 * kLength, "left_backpressure"); // a slow reader may make it leave
     }
 }
 
@@ -120,24 +120,20 @@ TEST_F(ShutdownTest, ManyShortHalfClosedExchangesEndExactlyAtTheLastByte)
                           << describe_end(a_received) << ", peer got " << describe_end(b_received);
         }
     }
-    expect_redirected(total, kExchanges);
+    expect_redirected_or_left(total, "left_backpressure");
 }
 
-// KNOWN BUG (accelerated half): the classic blocking client -- send the request, shutdown(SHUT_WR), block in
-// recv() for the reply -- gets recv() == -1/EAGAIN on a blocking socket with no SO_RCVTIMEO, a few ms after
-// its shutdown, before the reply. tcp_bpf_recvmsg() sleeps once in tcp_msg_wait_data() and returns -EAGAIN
-// when woken without data, instead of sleeping again until data, EOF or the timeout as tcp_recvmsg() does;
-// the ACK of the client's FIN (FIN_WAIT1 -> FIN_WAIT2, sk_state_change) is such a wake-up. No byte is lost
-// (the next recv() returns the reply) but a client that treats -1 as an error drops the connection. Same
-// cause as Mesh's finding with a relay blocked in recv() while it half-closes.
+// The classic blocking client -- send the request, shutdown(SHUT_WR), block in recv() for the reply. In the
+// sockhash, tcp_bpf_recvmsg() sleeps once in tcp_msg_wait_data() and returns -EAGAIN when woken without data
+// (the ACK of the client's own FIN, FIN_WAIT1 -> FIN_WAIT2, is such a wake-up) where tcp_recvmsg() sleeps on.
+// So a blocking socket makes its connection leave the redirect at its first send, and leaves the sockhash
+// itself inside shutdown() (sockops.bpf.c): its recv() is tcp_recvmsg()'s. This client connects non-blocking and
+// turns blocking afterwards, so the connection was paired first.
 TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
 {
     constexpr std::uint64_t kLength = 1 * kMiB;
     for (Mode mode : kModes) {
         enter(mode);
-        if (accelerated())
-            SMD_KNOWN_BUG("a blocking recv() returns EAGAIN after the socket's own shutdown(SHUT_WR): "
-                          "tcp_bpf_recvmsg() gives up after one wake-up without data");
         auto pair = open_pair("127.0.0.1");
         std::thread server([&] {
             auto deadline = Clock::now() + 10s;
@@ -188,7 +184,9 @@ TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
         EXPECT_EQ(failure, "") << label(mode, "blocking client");
         EXPECT_TRUE(digest_is(Digest{got, sha.hex()}, expected_digest(2, kLength)));
         pair = {};
-        expect_redirected(2 * kLength, 1);
+        expect_redirected_or_left(2 * kLength, "left_blocking_reader");
+        if (accelerated())
+            EXPECT_EQ(moved_since_enter("pairs_made"), 1u) << "paired while non-blocking, then stepped aside";
     }
 }
 
@@ -292,7 +290,11 @@ TEST_P(ReceiverGone, SenderGetsAnErrorNotAHang)
                                                 std::to_string(sent.sent) + " bytes accepted in all");
         record(label(mode, "sender_then"), probe_after_peer_gone(pair.client.get()));
         if (mode == Mode::Accelerated) {
-            EXPECT_GE(moved_since_enter("redirected_bytes"), 4 * kMiB);
+            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
+            // make the connection leave for TCP, counted (design.md, "Queue caps").
+            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+                EXPECT_GE(moved_since_enter("left_backpressure"), 1u);
         }
     }
 }
@@ -383,9 +385,9 @@ TEST_P(SenderGone, ReceiverStartsReadingOnlyAfterTheClose)
             EXPECT_TRUE(digest_is(received.digest, Digest{accepted, sha.hex()}))
                 << label(mode, "a plain close must deliver every accepted byte");
         }
-        if (mode == Mode::Accelerated) {
-            EXPECT_EQ(moved_since_enter("redirected_bytes"), accepted);
-        }
+        // A reader that starts only after the close is a stalled reader: past its first queue cap the
+        // connection left for TCP (design.md, "Queue caps").
+        expect_redirected_or_left(accepted, "left_backpressure");
     }
 }
 
@@ -482,7 +484,11 @@ TEST_F(KilledPeer, SenderKilledReaderGetsEveryAcknowledgedByteThenEnd)
                describe_end(rest) + " after the first 4 MiB; " + std::to_string(total) + " received, " +
                    std::to_string(acknowledged) + " acknowledged to the child; " + std::to_string(ms) + " ms");
         if (mode == Mode::Accelerated) {
-            EXPECT_GE(moved_since_enter("redirected_bytes"), 4 * kMiB);
+            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
+            // make the connection leave for TCP, counted (design.md, "Queue caps").
+            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+                EXPECT_GE(moved_since_enter("left_backpressure"), 1u);
         }
     }
 }
@@ -522,7 +528,11 @@ TEST_F(KilledPeer, ReaderKilledSenderGetsAnErrorNotAHang)
         record(label(mode, "sender_after_reader_sigkill"),
                errno_name(sent.err) + " " + std::to_string(ms) + " ms after the kill");
         if (mode == Mode::Accelerated) {
-            EXPECT_GE(moved_since_enter("redirected_bytes"), 4 * kMiB);
+            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
+            // make the connection leave for TCP, counted (design.md, "Queue caps").
+            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+                EXPECT_GE(moved_since_enter("left_backpressure"), 1u);
         }
     }
 }

@@ -717,7 +717,7 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
     double share = tally_.sent() ? static_cast<double>(redirected) / (2.0 * tally_.sent()) : 0;
     std::printf("[ STRESS ] %zu daemon lives (%d SIGTERM, %d SIGKILL); redirected_bytes %llu = %.0f %% of the "
                 "two in-pod legs, %llu of them while no daemon ran; fallback_bytes %llu fallback_no_peer %llu "
-                "fallback_pinned %llu fallback_backpressure %llu backpressure_resumed %llu insert_failed_full %llu "
+                "fallback_pinned %llu fallback_backpressure %llu sockets_released %llu insert_failed_full %llu "
                 "pairs_made %llu pairs_closed %llu\n",
                 lives.size(), sigterms, sigkills, static_cast<unsigned long long>(redirected), 100 * share,
                 static_cast<unsigned long long>(redirected_with_no_daemon),
@@ -725,7 +725,7 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
                 static_cast<unsigned long long>(moved(first, last, "fallback_no_peer")),
                 static_cast<unsigned long long>(moved(first, last, "fallback_pinned")),
                 static_cast<unsigned long long>(moved(first, last, "fallback_backpressure")),
-                static_cast<unsigned long long>(moved(first, last, "backpressure_resumed")),
+                static_cast<unsigned long long>(moved(first, last, "sockets_released")),
                 static_cast<unsigned long long>(moved(first, last, "insert_failed_full")),
                 static_cast<unsigned long long>(moved(first, last, "pairs_made")),
                 static_cast<unsigned long long>(moved(first, last, "pairs_closed")));
@@ -736,8 +736,8 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
     if (!small_queue) {
         EXPECT_GE(share, 0.25) << "too little went through the redirect for an accelerated mesh";
     } else {
-        EXPECT_GT(moved(first, last, "fallback_backpressure"), 0u) << "the small --max-queued-bytes never applied";
-        EXPECT_GT(moved(first, last, "backpressure_resumed"), 0u) << "no direction came back to the redirect";
+        EXPECT_GT(moved(first, last, "left_backpressure"), 0u) << "the small --max-queued-bytes never applied";
+        EXPECT_GT(moved(first, last, "sockets_released"), 0u) << "no leaving connection was released";
     }
     EXPECT_EQ(moved(first, last, "key_collisions"), 0u);
     EXPECT_EQ(moved(first, last, "fallback_no_context"), 0u);
@@ -1017,13 +1017,14 @@ TEST_F(Load, ReaderStoppedForSecondsThenResumingLosesNothing)
         EXPECT_LE(queued, kLimit + 64 * kKiB + 2 * queued_baseline) << "backpressure did not stop the writer";
         client.reset();
         server.reset();
-        EXPECT_GE(moved_since_enter("fallback_backpressure"), 1u) << "the direction never moved to TCP";
+        EXPECT_GE(moved_since_enter("left_backpressure"), 1u) << "the connection never left the redirect";
         // Not equal: after a TCP send that found the send buffer full, the kernel reuses the pass verdict
         // without running sk_msg, so fallback_bytes misses some (metrics.md).
         EXPECT_LE(moved_since_enter("redirected_bytes") + moved_since_enter("fallback_bytes"), kTotal);
         EXPECT_GT(moved_since_enter("fallback_bytes"), 0u);
-        EXPECT_GE(moved_since_enter("redirected_bytes"), kBeforeStop);
+        EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
         EXPECT_EQ(moved_since_enter("pairs_made"), 1u);
+        EXPECT_EQ(moved_since_enter("sockets_released"), 2u) << "both sockets leave the sockhash once drained";
     }
 }
 

@@ -165,7 +165,7 @@ protected:
     }
 
     // The unit's ExecStart with the settings an operator would write for this test: the shipped settings file,
-    // with --cgroup (this test's cgroup, never the host's root) and --pin-path added to SOCKMAPD_ARGS.
+    // with SOCKMAPD_CGROUP set (this test's cgroup, never the host's root) and --pin-path added to SOCKMAPD_ARGS.
     std::vector<std::string> exec_start(EnvMap& env)
     {
         for (const auto& value : unit_.all("Service", "Environment"))
@@ -175,7 +175,9 @@ protected:
         for (const auto& [key, value] : parse_environment_file(kSettingsPath))
             env[key] = value;
         EXPECT_TRUE(env.count("SOCKMAPD_ARGS")) << "sockmapd.env should show the SOCKMAPD_ARGS line to edit";
-        env["SOCKMAPD_ARGS"] += " --cgroup " + cgroup_path() + " --pin-path " + pin_path_;
+        EXPECT_EQ(env["SOCKMAPD_CGROUP"], "") << "sockmapd.env must ship without a scope: the operator chooses it";
+        env["SOCKMAPD_CGROUP"] = cgroup_path();
+        env["SOCKMAPD_ARGS"] += " --pin-path " + pin_path_;
 
         auto argv = expand_command_line(unit_.value("Service", "ExecStart"), env);
         EXPECT_FALSE(argv.empty());
@@ -267,8 +269,14 @@ TEST_F(SystemdUnit, ReadyIsNotifiedAfterAttachAndTheDaemonAccelerates)
         Fd server = tcp_accept(listener.get());
         auto r = duplex_transfer(client.get(), server.get(), 71, kBulk, 72, kBulk, {65536, 1000});
         expect_intact(r, 71, kBulk, 72, kBulk);
-        auto after = ctl_status(pin_path_)["counters"].value("redirected_bytes", 0ull);
-        EXPECT_EQ(after - before, 2 * kBulk);
+        // The unit's default queue caps: 4 threads on 2 cores may make the connection leave the redirect once a
+        // writer runs ahead (design.md, "Queue caps"); then that was counted.
+        auto counters = ctl_status(pin_path_)["counters"];
+        auto redirected = counters.value("redirected_bytes", 0ull) - before;
+        EXPECT_GT(redirected, 0u) << "nothing went through the redirect";
+        EXPECT_LE(redirected, 2 * kBulk);
+        if (redirected < 2 * kBulk)
+            EXPECT_GE(counters.value("left_backpressure", 0ull), 1u) << "bytes went over TCP without a reason";
     }
 
     // ExecReload, with $MAINPID expanded and in its environment as systemd does, leaves the daemon running.

@@ -224,7 +224,7 @@ TEST_F(Uninstall, RefusesAfterTimeoutWhileUnreadDataRemains)
     auto refused = run_uninstall({"--timeout", "1"});
     EXPECT_EQ(refused.exit_code, 1);
     EXPECT_NE(refused.err.find("socket cookie " + std::to_string(server_cookie)), std::string::npos) << refused.err;
-    EXPECT_NE(refused.err.find("262144 bytes unread"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find(": 256 KiB unread"), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find("pid " + std::to_string(::getpid())), std::string::npos) << refused.err;
     EXPECT_EQ(directory_entries(daemon().pin_path()).size(), std::size(sockmapd::kPinnedMaps))
         << "a refused uninstall unpins nothing";
@@ -251,8 +251,8 @@ TEST_F(Uninstall, ForceSaysWhatItDrops)
 
     auto forced = run_uninstall({"--timeout", "0.5", "--force"});
     EXPECT_EQ(forced.exit_code, 0) << forced.err;
-    EXPECT_NE(forced.out.find("dropping the unread redirected data of 1 sockets"), std::string::npos) << forced.out;
-    EXPECT_NE(forced.out.find("100000 bytes unread"), std::string::npos) << forced.out;
+    EXPECT_NE(forced.out.find("dropping the unread redirected data of 1 socket:"), std::string::npos) << forced.out;
+    EXPECT_NE(forced.out.find(": 97.7 KiB unread"), std::string::npos) << forced.out;
     expect_nothing_left(before);
 }
 

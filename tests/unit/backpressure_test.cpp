@@ -42,11 +42,11 @@ TEST(Backpressure, UnreadableOrMalformedTcpRmemIsUnknown)
     EXPECT_EQ(tcp_mem_max(zero.path()), std::nullopt);
 }
 
-TEST(Backpressure, DefaultIsWhatTcpWouldBufferOnBothSides)
+TEST(Backpressure, QueueCapsGrowUpToTcpRmemMax)
 {
-    auto rmem = tcp_mem_max("/proc/sys/net/ipv4/tcp_rmem"), wmem = tcp_mem_max("/proc/sys/net/ipv4/tcp_wmem");
-    ASSERT_TRUE(rmem && wmem) << "/proc/sys/net/ipv4/tcp_[rw]mem unreadable";
-    EXPECT_EQ(default_max_queued_bytes(), *rmem + *wmem);
+    auto rmem = tcp_mem_max("/proc/sys/net/ipv4/tcp_rmem");
+    ASSERT_TRUE(rmem) << "/proc/sys/net/ipv4/tcp_rmem unreadable";
+    EXPECT_EQ(tcp_rmem_max(), *rmem);
 }
 
 } // namespace

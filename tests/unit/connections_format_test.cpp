@@ -36,7 +36,8 @@ std::vector<Connection> sample_pairs()
     c.server.ctx->redirected_bytes = 2000;
     c.server.ctx->redirected_msgs = 1;
     c.server.ctx->passed_bytes = 30;
-    c.server.ctx->flags = SMD_CTX_TCP_PINNED | SMD_CTX_BACKPRESSURE;
+    c.server.ctx->flags = SMD_CTX_TCP_PINNED;
+    c.server.ctx->queue_cap = 131072;
     // A v4 client of a dual-stack listener: the server sees v4-mapped addresses, which is no NAT.
     Connection mapped = c;
     mapped.client.local = "127.0.0.1:41002";
@@ -87,8 +88,8 @@ TEST(FormatConnectionsJson, OneObjectPerPairWithEndsAndDirections)
     EXPECT_EQ(out[0]["server_to_client"]["redirected_bytes"], 2000);
     EXPECT_EQ(out[0]["server_to_client"]["fallback_bytes"], 30);
     EXPECT_EQ(out[0]["server_to_client"]["on_tcp"], true);
-    EXPECT_EQ(out[0]["server_to_client"]["moved_by_backpressure"], true);
-    EXPECT_EQ(out[0]["client_to_server"]["moved_by_backpressure"], false);
+    EXPECT_EQ(out[0]["server_to_client"]["queue_cap"], 131072);
+    EXPECT_EQ(out[0]["client_to_server"]["queue_cap"], 0);
     EXPECT_EQ(out[1]["passive_cookie"], 0);
     EXPECT_EQ(out[1]["state"], "waiting");
     EXPECT_EQ(out[1]["netns_inode"], nullptr);
@@ -111,15 +112,15 @@ TEST(FormatConnectionsText, HeaderRowsAndCount)
         return v;
     }();
     ASSERT_EQ(lines.size(), 5u) << out;
-    // NAT shown as dialed->actual; bytes per direction; TCP bytes; one cgroup when both ends share it.
+    // NAT shown as dialed->actual; bytes per direction and TCP bytes in units; one cgroup when both ends share it.
     EXPECT_CONTAINS(lines[1], "paired");
     EXPECT_CONTAINS(lines[1], " 2.5 ");
     EXPECT_CONTAINS(lines[1], "4026532000");
     EXPECT_CONTAINS(lines[1], "10.0.0.1:41000 ");
     EXPECT_CONTAINS(lines[1], "10.0.0.2:80->127.0.0.1:15006");
-    EXPECT_CONTAINS(lines[1], " 1000 ");
-    EXPECT_CONTAINS(lines[1], " 2000 ");
-    EXPECT_CONTAINS(lines[1], " 30 ");
+    EXPECT_CONTAINS(lines[1], " 1000 B ");
+    EXPECT_CONTAINS(lines[1], " 2.0 KiB ");
+    EXPECT_CONTAINS(lines[1], " 30 B ");
     EXPECT_CONTAINS(lines[1], " /sys/fs/cgroup/unified/pod");
     EXPECT_NOT_CONTAINS(lines[1], ",/sys");
     EXPECT_CONTAINS(lines[2], "waiting");

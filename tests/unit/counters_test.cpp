@@ -40,7 +40,10 @@ TEST(CounterName, NamesFollowTheEnumOrder)
     EXPECT_EQ(counter_name(SMD_CTR_KEY_COLLISION), "key_collisions");
     EXPECT_EQ(counter_name(SMD_CTR_PAIRS_CLOSED), "pairs_closed");
     EXPECT_EQ(counter_name(SMD_CTR_HINTS_FULL), "hints_full");
-    EXPECT_EQ(SMD_CTR_HINTS_FULL, SMD_CTR_MAX - 1) << "new counters go at the end: pinned maps keep their indexes";
+    EXPECT_EQ(counter_name(SMD_CTR_LEFT_BACKPRESSURE), "left_backpressure");
+    EXPECT_EQ(counter_name(SMD_CTR_SKIPPED_BLOCKING), "skipped_blocking");
+    EXPECT_EQ(counter_name(SMD_CTR_RELEASE_WAKEUPS), "release_wakeups");
+    EXPECT_EQ(SMD_CTR_RELEASE_WAKEUPS, SMD_CTR_MAX - 1) << "new counters go at the end: pinned maps keep their indexes";
 }
 
 TEST(CounterName, OutOfRangeIsUnknown)

@@ -150,12 +150,15 @@ std::string join(const std::vector<std::string>& words)
     return text;
 }
 
+// The release of `sockmapd --version` ("sockmapd 0.1.0 (git ..., libbpf ...)"): the image tag.
 std::string binary_version()
 {
     auto result = run({SMD_SOCKMAPD_BIN, "--version"});
     EXPECT_EQ(result.exit_code, 0);
-    std::string version = result.output;
-    version.erase(version.find_last_not_of(" \n") + 1);
+    std::istringstream words(result.output);
+    std::string program, version;
+    words >> program >> version;
+    EXPECT_EQ(program, "sockmapd") << result.output;
     return version;
 }
 
@@ -402,6 +405,47 @@ TEST(DeployManifests, EveryFlagUsedExistsInTheBinaries)
     // docs/install.md tells operators to run these.
     for (const auto& flag : flags_in("sockmapctl status --json --pin-path"))
         EXPECT_TRUE(status_flags.count(flag)) << flag;
+}
+
+// No shipped deployment leaves the scope to the default (the whole host): the unit and the DaemonSet pass --cgroup
+// explicitly, and when its setting is missing the daemon is handed an empty --cgroup, which it refuses.
+TEST(DeployManifests, EveryDeploymentPassesTheCgroupExplicitly)
+{
+    auto unit = UnitFile::parse(kUnitPath);
+    auto exec_start = smdtest::split_words(unit.value("Service", "ExecStart"));
+    auto flag = std::find(exec_start.begin(), exec_start.end(), "--cgroup");
+    ASSERT_NE(flag, exec_start.end()) << "sockmapd.service must pass --cgroup";
+    ASSERT_NE(flag + 1, exec_start.end());
+    EXPECT_EQ(*(flag + 1), "${SOCKMAPD_CGROUP}") << "one word even when the variable is empty or unset";
+
+    // As shipped (SOCKMAPD_CGROUP empty) and without the settings file at all, the start is refused: exit 2,
+    // one line, nothing touched (the command line is refused before anything else).
+    for (const auto& env : {smdtest::parse_environment_file(kSettingsPath), smdtest::EnvMap{}}) {
+        auto argv = smdtest::expand_command_line(unit.value("Service", "ExecStart"), env);
+        ASSERT_GE(argv.size(), 3u);
+        EXPECT_EQ(argv[1], "--cgroup");
+        EXPECT_EQ(argv[2], "");
+        argv[0] = SMD_SOCKMAPD_BIN;
+        auto refused = run(argv);
+        EXPECT_EQ(refused.exit_code, 2) << refused.output;
+        EXPECT_NE(refused.output.find("sockmapd: --cgroup is empty"), std::string::npos) << refused.output;
+        EXPECT_EQ(std::count(refused.output.begin(), refused.output.end(), '\n'), 1) << refused.output;
+    }
+
+    auto daemon = container_named(only("DaemonSet")["spec"]["template"]["spec"]["containers"], "sockmapd");
+    auto args = strings(daemon["args"]);
+    auto cgroup = std::find(args.begin(), args.end(), "--cgroup");
+    ASSERT_NE(cgroup, args.end()) << "the DaemonSet must pass --cgroup";
+    ASSERT_NE(cgroup + 1, args.end());
+    EXPECT_EQ(*(cgroup + 1), "$(SOCKMAPD_CGROUP)");
+    std::string key;
+    for (const auto& e : daemon["env"])
+        if (e["name"].as<std::string>() == "SOCKMAPD_CGROUP")
+            key = e["valueFrom"]["configMapKeyRef"]["key"].as<std::string>("");
+    ASSERT_FALSE(key.empty());
+    auto value = only("ConfigMap")["data"][key].as<std::string>("");
+    EXPECT_NE(value.find_first_not_of(" \t"), std::string::npos) << "configmap.yaml's " << key << " is blank";
+    EXPECT_NE(value, "/host/sys/fs/cgroup") << "the shipped scope must not be the whole host";
 }
 
 // The uninstall DaemonSet (outside the kustomization: applying it uninstalls) runs flags sockmapctl uninstall

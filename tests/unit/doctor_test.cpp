@@ -92,18 +92,71 @@ TEST(Doctor, ForeignSockOpsAndCiliumAreWarnedConflicts)
     EXPECT_EQ(text.find("ok    conflicts"), std::string::npos) << text;
 }
 
-// Without a way to read the receiver's queue the data path still works, unbounded for a stalled reader: a warning.
-TEST(Doctor, MissingBackpressureIsAWarningThatSaysWhatIsUnbounded)
+// Another sockmapd on the cgroup or above it pairs every socket first: this one would pair nothing, so the
+// node is not usable for it (the daemon refuses the same).
+TEST(Doctor, AnotherSockmapdOnTheCgroupOrAboveFails)
 {
     auto facts = healthy();
-    facts.backpressure_missing = "struct sk_psock has no msg_tot_len";
+    facts.other_sockmapd = {"smd_sockops (prog id 812, pins at /sys/fs/bpf/a) attached to /sys/fs/cgroup"};
     auto report = evaluate(facts);
-    EXPECT_TRUE(report.usable());
-    const CheckResult* warned = find_check(report, "backpressure", CheckStatus::warn);
+    EXPECT_FALSE(report.usable());
+    const CheckResult* conflict = find_check(report, "conflict", CheckStatus::fail);
+    ASSERT_NE(conflict, nullptr);
+    EXPECT_NE(conflict->detail.find("another sockmapd"), std::string::npos) << conflict->detail;
+    EXPECT_NE(conflict->detail.find("prog id 812, pins at /sys/fs/bpf/a"), std::string::npos) << conflict->detail;
+    EXPECT_NE(conflict->remedy.find("stop that sockmapd"), std::string::npos) << conflict->remedy;
+    EXPECT_EQ(format_doctor_text(report).find("no conflicts"), std::string::npos);
+    EXPECT_EQ(format_doctor_text(report).find("ok    conflicts"), std::string::npos);
+}
+
+// Nothing at /sys/fs/bpf: the daemon mounts it only with CAP_SYS_ADMIN, which the systemd unit does not grant.
+TEST(Doctor, UnmountedBpffsSaysTheDaemonWillMountItOnlyWithCapSysAdmin)
+{
+    auto facts = healthy();
+    facts.bpffs_mount_needed = true;
+    facts.cap_sys_admin = true;
+    auto with_admin = evaluate(facts);
+    EXPECT_TRUE(with_admin.usable());
+    const CheckResult* warned = find_check(with_admin, "bpffs", CheckStatus::warn);
     ASSERT_NE(warned, nullptr);
-    EXPECT_NE(warned->detail.find("msg_tot_len"), std::string::npos) << warned->detail;
-    EXPECT_NE(warned->detail.find("without bound"), std::string::npos) << warned->detail;
-    EXPECT_FALSE(warned->remedy.empty());
+    EXPECT_EQ(warned->detail, "/sys/fs/bpf: not mounted; the daemon will mount it (needs CAP_SYS_ADMIN)");
+    EXPECT_NE(warned->remedy.find("mount -t bpf bpf /sys/fs/bpf"), std::string::npos) << warned->remedy;
+
+    facts.cap_sys_admin = false;
+    auto without = evaluate(facts);
+    EXPECT_FALSE(without.usable());
+    const CheckResult* failed = find_check(without, "bpffs", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("not mounted"), std::string::npos);
+    EXPECT_NE(failed->detail.find("CAP_SYS_ADMIN, which this process lacks"), std::string::npos) << failed->detail;
+}
+
+// Without a way to read the receiver's queue a stalled reader would be unbounded: sockmapd does not start.
+TEST(Doctor, MissingBackpressureRefusesAndSaysWhatWouldBeUnbounded)
+{
+    auto facts = healthy();
+    facts.backpressure_missing = "struct sk_psock has no msg_tot_len (Linux 6.2 or newer)";
+    auto report = evaluate(facts);
+    EXPECT_FALSE(report.usable());
+    const CheckResult* failed = find_check(report, "backpressure", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("msg_tot_len"), std::string::npos) << failed->detail;
+    EXPECT_NE(failed->detail.find("without bound"), std::string::npos) << failed->detail;
+    EXPECT_FALSE(failed->remedy.empty());
+}
+
+// A kernel whose FIONREAD hides redirected bytes would stall readers like nginx: refused, naming the fix.
+TEST(Doctor, FionreadThatHidesRedirectedBytesRefusesAndNamesTheFix)
+{
+    auto facts = healthy();
+    facts.fionread_missing = "FIONREAD ... fixed by 929e30f93125 in 6.12.75";
+    auto report = evaluate(facts);
+    EXPECT_FALSE(report.usable());
+    const CheckResult* failed = find_check(report, "FIONREAD", CheckStatus::fail);
+    ASSERT_NE(failed, nullptr);
+    EXPECT_NE(failed->detail.find("929e30f93125"), std::string::npos) << failed->detail;
+    EXPECT_NE(failed->remedy.find("6.12.75"), std::string::npos) << failed->remedy;
+    EXPECT_TRUE(evaluate(healthy()).usable());
 }
 
 // Known bugs apply below the release that fixed them; none listed today is on sockmapd's data path.

@@ -63,6 +63,24 @@ TEST(LogFormat, TextIsOneLineForHumans)
     EXPECT_EQ(out.substr(out.size() - 12), " info ready\n") << out;
 }
 
+// Text timestamps carry the UTC offset: a log read on another machine (or after a TZ change) is unambiguous.
+TEST(LogFormat, TextTimeHasTheTimeZone)
+{
+    std::string out = formatted("text", spdlog::level::info, "ready");
+    // 2025-01-02T03:04:05.678+01:00 info ready
+    ASSERT_GE(out.size(), 29u) << out;
+    std::string offset = out.substr(23, 6);
+    EXPECT_TRUE((offset[0] == '+' || offset[0] == '-') && offset[3] == ':') << out;
+    EXPECT_EQ(out[29], ' ') << out;
+}
+
+TEST(LibbpfLog, PrefixOnceAndNoTrailingNewline)
+{
+    EXPECT_EQ(libbpf_log_message("libbpf: loading object 'smd'\n"), "libbpf: loading object 'smd'");
+    EXPECT_EQ(libbpf_log_message("map 'smd_info': created\n\n"), "libbpf: map 'smd_info': created");
+    EXPECT_EQ(libbpf_log_message(""), "libbpf: ");
+}
+
 TEST(LogFormat, UnknownFormatIsRefused)
 {
     std::string message = test::error_message([] { make_log_formatter("xml"); }, "make_log_formatter(xml)");

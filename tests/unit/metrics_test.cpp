@@ -100,9 +100,20 @@ sockmapd_early_data_total 110
 # HELP sockmapd_policy_bypassed_total Local connections the policy kept on TCP (both ends local, rule said bypass).
 # TYPE sockmapd_policy_bypassed_total counter
 sockmapd_policy_bypassed_total 115
-# HELP sockmapd_backpressure_resumed_total Directions moved to TCP by backpressure that went back to the redirect once their receiver caught up.
-# TYPE sockmapd_backpressure_resumed_total counter
-sockmapd_backpressure_resumed_total 117
+# HELP sockmapd_left_redirect_total Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory (backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other).
+# TYPE sockmapd_left_redirect_total counter
+sockmapd_left_redirect_total{reason="backpressure"} 117
+sockmapd_left_redirect_total{reason="blocking_reader"} 119
+sockmapd_left_redirect_total{reason="other"} 120
+# HELP sockmapd_skipped_blocking_total Local connections never paired because the connecting socket is blocking.
+# TYPE sockmapd_skipped_blocking_total counter
+sockmapd_skipped_blocking_total 121
+# HELP sockmapd_sockets_released_total Sockets of leaving connections taken out of the sockhash once nothing redirected to them was unread.
+# TYPE sockmapd_sockets_released_total counter
+sockmapd_sockets_released_total 122
+# HELP sockmapd_release_wakeups_total Released sockets whose reader was woken because TCP bytes were waiting.
+# TYPE sockmapd_release_wakeups_total counter
+sockmapd_release_wakeups_total 123
 # HELP sockmapd_policy_decisions_total Connections between two local sockets decided by each rule of the policy in force (rule="default": no rule matched). Starts from 0 when a policy is loaded.
 # TYPE sockmapd_policy_decisions_total counter
 sockmapd_policy_decisions_total{rule="istio",action="accelerate"} 41
@@ -180,7 +191,7 @@ TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
             EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
         }
     }
-    EXPECT_EQ(types.size(), 25u);
+    EXPECT_EQ(types.size(), 28u);
 }
 
 TEST(RenderMetrics, LargeCountersAreExactIntegers)

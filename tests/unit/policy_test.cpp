@@ -193,6 +193,14 @@ TEST(PolicyErrors, YamlSyntaxError)
     expect_error("rules:\n  - name: a\n   action: bypass\n", 3, 4, {"YAML syntax error", "indentation"});
 }
 
+// YAML forbids tabs in indentation; yaml-cpp reports what the tab broke, which does not say so.
+TEST(PolicyErrors, TabInTheIndentationSaysTabsAreNotAllowed)
+{
+    expect_error("rules:\n  - name: a\n\taction: bypass\n", 3, 1, {"tabs are not allowed", "spaces"});
+    expect_error("default: bypass\nrules:\n\t- name: a\n\t  action: bypass\n", 3, 1, {"tabs are not allowed"});
+    expect_error("rules:\n  - name: a\n  \t action: bypass\n", 3, 3, {"tabs are not allowed"});
+}
+
 // yaml-cpp 0.7's LoadAll never returns on these (jbeder/yaml-cpp#1040); found by tests/fuzz.
 TEST(PolicyErrors, ATokenNoValueStartsWithIsAnErrorNotAHang)
 {

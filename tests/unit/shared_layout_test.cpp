@@ -33,8 +33,8 @@ static_assert(sizeof(smd_policy_cgroup_key) == 16 && kNoPadding<smd_policy_cgrou
 static_assert(sizeof(smd_policy_cidr_key) == 24 && kNoPadding<smd_policy_cidr_key>);
 static_assert(sizeof(smd_policy_rule) == 264 && kNoPadding<smd_policy_rule>);
 static_assert(sizeof(smd_policy_ctl) == 352 && kNoPadding<smd_policy_ctl>);
-static_assert(sizeof(smd_sock_ctx) == 72 && kNoPadding<smd_sock_ctx>);
-static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4 + 8);
+static_assert(sizeof(smd_sock_ctx) == 80 && kNoPadding<smd_sock_ctx>);
+static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4 + 8 + 8);
 static_assert(sizeof(smd_counters) == 8 * SMD_CTR_MAX && kNoPadding<smd_counters>);
 static_assert(sizeof(smd_info) == 4 + 4 + 8 + 8 + SMD_INFO_PATH_MAX + SMD_INFO_VERSION_MAX && kNoPadding<smd_info>);
 
@@ -45,13 +45,22 @@ static_assert(offsetof(smd_hint_key, addr) == 8 && offsetof(smd_hint_key, port) 
 static_assert(offsetof(smd_pair_state, flags) == 24 && offsetof(smd_pair_state, sk) == 56);
 static_assert(offsetof(smd_sock_ctx, redirected_bytes) == 32 && offsetof(smd_sock_ctx, flags) == 56);
 static_assert(offsetof(smd_info, cgroup_path) == 24 && offsetof(smd_info, version) == 24 + SMD_INFO_PATH_MAX);
-static_assert(sizeof(smd_control) == 16 && kNoPadding<smd_control>);
-static_assert(offsetof(smd_control, max_queued_bytes) == 8);
+static_assert(offsetof(smd_sock_ctx, queue_cap) == 60);
+static_assert(sizeof(smd_control) == 32 && kNoPadding<smd_control>);
+static_assert(offsetof(smd_control, max_queued_bytes) == 8 && offsetof(smd_control, rmem_max) == 16);
 
 TEST(SharedLayout, PairFlagsAreDistinctBits)
 {
-    const unsigned flags[] = {SMD_PAIR_ACTIVE_IN, SMD_PAIR_PASSIVE_IN, SMD_PAIR_ACTIVE_CLOSED,
-                              SMD_PAIR_PASSIVE_CLOSED, SMD_PAIR_POISONED};
+    const unsigned flags[] = {SMD_PAIR_ACTIVE_IN,
+                              SMD_PAIR_PASSIVE_IN,
+                              SMD_PAIR_ACTIVE_CLOSED,
+                              SMD_PAIR_PASSIVE_CLOSED,
+                              SMD_PAIR_POISONED,
+                              SMD_PAIR_LEAVING,
+                              SMD_PAIR_PINNED(SMD_ROLE_ACTIVE),
+                              SMD_PAIR_PINNED(SMD_ROLE_PASSIVE),
+                              SMD_PAIR_RELEASED(SMD_ROLE_ACTIVE),
+                              SMD_PAIR_RELEASED(SMD_ROLE_PASSIVE)};
     unsigned seen = 0;
     for (unsigned flag : flags) {
         EXPECT_EQ(flag & (flag - 1), 0u) << flag << " is not a single bit";

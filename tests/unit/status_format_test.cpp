@@ -32,7 +32,7 @@ StatusReport sample_report()
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         report.counters[i] = 1000 + i;
     report.programs = {{17, "smd_sockops", "sock_ops", 12, 3400}, {18, "smd_sk_msg", "sk_msg", 56, 7800}};
-    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736};
+    report.control = smd_control{.flags = 0, .pad = 0, .max_queued_bytes = 37748736, .rmem_max = 33554432, .wmem_max = 4194304};
     return report;
 }
 
@@ -53,17 +53,19 @@ TEST(FormatStatusJson, ParsesAndCarriesEveryField)
     EXPECT_EQ(out["hints"], 3);
     EXPECT_EQ(out["max_hints"], SMD_DEFAULT_MAX_HINTS);
     EXPECT_EQ(out["max_queued_bytes"], 37748736);
+    EXPECT_EQ(out["rmem_max"], 33554432);
     EXPECT_EQ(out["draining"], false);
 }
 
-// smd_control: the backpressure limit in force, a drain in progress, or pins too old to have the map.
+// smd_control: the queue caps in force, a drain in progress, or pins too old to have the map.
 TEST(FormatStatus, RedirectsLineAndKeysFollowSmdControl)
 {
     StatusReport report = sample_report();
     EXPECT_CONTAINS(format_status_text(report),
-                    "redirects:   a direction moves to TCP when its receiver holds over 37748736 unread bytes\n");
+                    "redirects:   a connection leaves for TCP when a receiver falls behind its queue cap (36 MiB at "
+                    "first (--max-queued-bytes), growing as it reads up to 36 MiB)\n");
     report.control->max_queued_bytes = 0;
-    EXPECT_CONTAINS(format_status_text(report), "redirects:   no backpressure limit (--max-queued-bytes 0)\n");
+    EXPECT_CONTAINS(format_status_text(report), "(TCP-like at first, growing as it reads up to 32 MiB)\n");
     report.control->flags = SMD_CONTROL_DRAIN;
     EXPECT_CONTAINS(format_status_text(report), "redirects:   draining (sockmapctl uninstall)");
     EXPECT_EQ(json::parse(format_status_json(report))["draining"], true);
@@ -130,6 +132,47 @@ TEST(FormatStatusText, RunningDaemon)
     EXPECT_CONTAINS(text, "  17 smd_sockops (sock_ops) runs 12, 3400 ns\n");
     EXPECT_CONTAINS(text, "  syn_hints 1000\n");
     EXPECT_CONTAINS(text, "  pairs_closed " + std::to_string(1000 + SMD_CTR_PAIRS_CLOSED) + "\n");
+}
+
+// Without kernel.bpf_stats_enabled the kernel counts no runs: "runs 0, 0 ns" would read as "never ran".
+TEST(FormatStatusText, RunCountsNeedBpfStats)
+{
+    StatusReport report = sample_report();
+    report.bpf_stats_enabled = false;
+    report.programs = {{17, "smd_sockops", "sock_ops", 0, 0}};
+    auto text = format_status_text(report);
+    EXPECT_CONTAINS(text, "  17 smd_sockops (sock_ops) runs n/a (kernel.bpf_stats_enabled=0)\n");
+    EXPECT_NOT_CONTAINS(text, "runs 0, 0 ns");
+    EXPECT_EQ(json::parse(format_status_json(report))["bpf_stats_enabled"], false);
+    report.bpf_stats_enabled = true;
+    EXPECT_CONTAINS(format_status_text(report), "  17 smd_sockops (sock_ops) runs 0, 0 ns\n");
+}
+
+TEST(FormatStatusText, ByteCountersShowUnits)
+{
+    StatusReport report = sample_report();
+    report.counters[SMD_CTR_BYTES_REDIRECTED] = 8u << 20;
+    report.counters[SMD_CTR_FALLBACK_BYTES] = 100;
+    auto text = format_status_text(report);
+    EXPECT_CONTAINS(text, "  redirected_bytes 8388608 (8 MiB)\n");
+    EXPECT_CONTAINS(text, "  fallback_bytes 100\n");
+}
+
+// After the daemon stopped, a pair whose sockets both closed stays in smd_pairs (no sock_ops saw the close):
+// it is not active next to "sockets: 0".
+TEST(FormatStatusText, ClosedPairsAreNotActive)
+{
+    StatusReport report = sample_report();
+    report.daemon_running = false;
+    report.sockets = 0;
+    report.pairs = 0;
+    report.half_pairs = 0;
+    report.closed_pairs = 1;
+    auto text = format_status_text(report);
+    EXPECT_CONTAINS(text, "sockets:     0 of 65536 in smd_sockhash\n");
+    EXPECT_CONTAINS(text, "pairs:       0 active, 0 waiting for their peer, 1 closed while no daemon ran");
+    EXPECT_EQ(json::parse(format_status_json(report))["closed_pairs"], 1);
+    EXPECT_EQ(json::parse(format_status_json(report))["pairs"], 0);
 }
 
 TEST(FormatStatusText, StoppedDaemonSaysWhatStillWorks)

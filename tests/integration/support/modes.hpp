@@ -21,13 +21,14 @@ inline std::string label(Mode mode, const std::string& what)
 // Baseline runs first because once the daemon has started, every new connection in the cgroup is paired.
 class BaselineThenAccelerated : public IntegrationTest {
 protected:
-    // Baseline: nothing to do. Accelerated: starts the daemon (once) and takes a counter snapshot.
+    // Baseline: nothing to do. Accelerated: starts the daemon (once, in its default configuration) and takes a
+    // counter snapshot.
     void enter(Mode mode)
     {
         mode_ = mode;
         if (mode == Mode::Accelerated) {
             if (!daemon().running())
-                daemon().start();
+                daemon().start({"--max-queued-bytes", "0"}); // the default queue caps
             before_ = read_counters(daemon());
         }
     }
@@ -49,6 +50,20 @@ protected:
         if (pairs >= 0) {
             EXPECT_EQ(moved(before_, after, "pairs_made"), static_cast<std::uint64_t>(pairs));
         }
+    }
+
+    // Accelerated only: `bytes` went through the redirect or, after the connection left it for `reason` (a
+    // counter such as "left_blocking_reader"), over TCP -- counted as fallback while the sender was still in the
+    // sockhash, not at all once it was released; and if it left, that was counted.
+    void expect_redirected_or_left(std::uint64_t bytes, const std::string& reason)
+    {
+        if (!accelerated())
+            return;
+        auto after = read_counters(daemon());
+        auto redirected = moved(before_, after, "redirected_bytes"), on_tcp = moved(before_, after, "fallback_bytes");
+        EXPECT_LE(redirected + on_tcp, bytes) << "bytes through the redirect plus bytes over TCP";
+        if (redirected < bytes)
+            EXPECT_GE(moved(before_, after, reason), 1u) << "bytes went over TCP without " << reason;
     }
 
     Mode mode_ = Mode::Baseline;

@@ -2,8 +2,9 @@
 //
 // Debian's haproxy 2.6 asks SO_ORIGINAL_DST only for AF_INET sockets, so it cannot serve IPv6 (or v4-mapped)
 // REDIRECT; this proxy does both families. Usage: smd_origdst_proxy LISTEN... with LISTEN "0.0.0.0:15001" or
-// "[::]:15001". Prints one line per connection: "conn client=C orig_dst=D upstream=U". Blocking sockets, one thread
-// per direction: the classic relay shape, which meets tcp_bpf's EAGAIN from blocking recv (see relay()).
+// "[::]:15001". Prints one line per connection: "conn client=C orig_dst=D upstream=U". One thread per direction on
+// non-blocking sockets that wait in poll(), as event-driven sidecars do: sockmapd keeps blocking sockets out of
+// the sockhash (docs/design.md, "A direction's life"), and this proxy must be accelerated like a real sidecar.
 #include <arpa/inet.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -102,12 +103,23 @@ bool original_destination(int fd, sockaddr_storage* out)
     return ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, &len) == 0;
 }
 
+void wait_for(int fd, short events)
+{
+    pollfd p{fd, events, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
 bool send_all(int fd, const char* data, std::size_t n)
 {
     while (n > 0) {
         ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EAGAIN) {
+            wait_for(fd, POLLOUT);
+            continue;
+        }
         if (w <= 0)
             return false;
         data += w;
@@ -125,12 +137,7 @@ void relay(int from, int to)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            // Linux's tcp_bpf_recvmsg: a blocking recv on a sockmap socket returns EAGAIN when woken with no
-            // data (e.g. by the other relay thread's shutdown(SHUT_WR) of it); plain TCP keeps waiting.
-            std::printf("spurious EAGAIN from a blocking recv: waiting again\n");
-            std::fflush(stdout);
-            pollfd readable{from, POLLIN, 0};
-            ::poll(&readable, 1, -1);
+            wait_for(from, POLLIN);
             continue;
         }
         if (n == 0) {
@@ -161,8 +168,17 @@ void serve(int client)
         ::close(client);
         return;
     }
-    int upstream = ::socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(upstream, reinterpret_cast<sockaddr*>(&dst), address_length(dst)) != 0) {
+    int upstream = ::socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int connected = ::connect(upstream, reinterpret_cast<sockaddr*>(&dst), address_length(dst));
+    if (connected != 0 && errno == EINPROGRESS) {
+        wait_for(upstream, POLLOUT);
+        int error = 0;
+        socklen_t error_len = sizeof(error);
+        ::getsockopt(upstream, SOL_SOCKET, SO_ERROR, &error, &error_len);
+        errno = error;
+        connected = error ? -1 : 0;
+    }
+    if (connected != 0) {
         std::printf("failed client=%s orig_dst=%s: %s\n", format_address(peer).c_str(), format_address(dst).c_str(),
                     std::strerror(errno));
         std::fflush(stdout);
@@ -206,7 +222,7 @@ int main(int argc, char** argv)
         for (auto& l : listeners) {
             if (!(l.revents & POLLIN))
                 continue;
-            int client = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
+            int client = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (client >= 0)
                 std::thread(serve, client).detach();
         }

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * release: takes the sockets of a connection that leaves the redirect out of the sockhash, once nothing
+ * redirected to them is unread or in flight, and wakes a reader that may be waiting for an edge. Run by the
+ * daemon as an iter/tcp iterator in each network namespace that has such a connection: the iterator holds the
+ * socket's lock and may call bpf_setsockopt() on it, which nothing else that can see a pair can.
+ */
+#include "release.bpf.h"
+
+
+#define SMD_SOL_SOCKET 1
+#define SMD_SO_RCVLOWAT 18
+
+/* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
+static __always_inline bool leaving(struct smd_pair_state *state, __u64 self)
+{
+	__u32 zero = 0, old;
+	struct smd_control *control;
+
+	if (state->flags & SMD_PAIR_LEAVING)
+		return true;
+	control = bpf_map_lookup_elem(&smd_control, &zero);
+	if (control && (control->flags & SMD_CONTROL_DRAIN)) {
+		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
+		if (!(old & SMD_PAIR_LEAVING))
+			smd_count(SMD_CTR_LEFT_OTHER, 1);
+		return true;
+	}
+	if (smd_blocking(self)) {
+		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
+		if (!(old & SMD_PAIR_LEAVING))
+			smd_count(SMD_CTR_LEFT_BLOCKING_READER, 1);
+		return true;
+	}
+	return false;
+}
+
+SEC("iter/tcp")
+int smd_release(struct bpf_iter__tcp *it)
+{
+	struct sock_common *skc = it->sk_common;
+	struct smd_pair_state *state;
+	struct smd_sock_ctx *ctx;
+	struct sk_psock *psock;
+	struct tcp_sock *tp;
+	__u32 lowat;
+	__u64 self;
+
+	if (!skc || !smd_backpressure_supported())
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	ctx = bpf_sk_storage_get(&smd_sk_ctx, tp, 0, 0);
+	if (!ctx)
+		return 0;
+	self = (__u64)tp;
+	psock = smd_psock_of(self);
+	if (!psock)
+		return 0; /* not in the sockhash (never paired, or released already) */
+	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
+	if (!state || !leaving(state, self))
+		return 0;
+
+	/* This socket's lock is held: its own sk_msg cannot be running, and every later one sees the pin. */
+	if (!smd_try_release(ctx, state, psock, smd_blocking(self)))
+		return 0;
+
+	/*
+	 * From here the socket is plain TCP: FIONREAD, splice and blocking reads count its TCP receive queue again.
+	 * A reader that was told "nothing to read" while only TCP bytes were waiting (FIONREAD counted the redirect
+	 * queue alone) waits for an edge that no new data may bring: setting SO_RCVLOWAT to its own value calls
+	 * tcp_data_ready(), which signals EPOLLIN if TCP bytes wait.
+	 */
+	if (tp->rcv_nxt != tp->copied_seq) {
+		lowat = smd_sock_at(self)->sk_rcvlowat;
+		if (!bpf_setsockopt(tp, SMD_SOL_SOCKET, SMD_SO_RCVLOWAT, &lowat, sizeof(lowat)))
+			smd_count(SMD_CTR_RELEASE_WAKEUPS, 1);
+	}
+	return 0;
+}

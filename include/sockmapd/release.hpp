@@ -1,0 +1,50 @@
+// Takes the sockets of connections that leave the redirect out of the sockhash, namespace by namespace.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+
+#include "sockmapd/fd.hpp"
+
+struct ring_buffer;
+
+namespace sockmapd {
+
+// The leaving connections in smd_pairs: how many still have a socket in the sockhash, and in which namespaces.
+struct LeavingPairs {
+    std::size_t pending = 0;
+    std::set<std::uint64_t> netns_cookies;
+};
+LeavingPairs find_leaving_pairs(int pairs_fd);
+
+// sk_msg marks a connection as leaving and reports its namespace on smd_events; only an iter/tcp program, run
+// inside that namespace, can take its sockets out of the sockhash and wake their readers (release.bpf.c).
+// While any leaving connection is not released yet (its reader has not read everything redirected to it),
+// the namespaces are swept again, soon after an event and less often while nothing changes.
+class Releaser {
+public:
+    Releaser(int iterator_link_fd, int pairs_fd, int events_fd);
+    ~Releaser();
+    Releaser(const Releaser&) = delete;
+    Releaser& operator=(const Releaser&) = delete;
+
+    // Polled for events by the daemon's loop.
+    int fd() const;
+    // Reads the events; true if there were any.
+    bool drain_events();
+    // Sweeps every namespace with a leaving connection. Returns when to sweep again; 0 when none is pending.
+    std::chrono::milliseconds sweep(bool after_event);
+    std::size_t pending() const { return pending_; }
+
+private:
+    int link_fd_, pairs_fd_;
+    struct ring_buffer* events_ = nullptr;
+    std::size_t event_count_ = 0;
+    std::map<std::uint64_t, Fd> netns_; // cookie -> nsfs fd, of namespaces with leaving connections only
+    std::size_t pending_ = 0;
+    std::chrono::milliseconds idle_period_{0};
+};
+
+} // namespace sockmapd

@@ -1,0 +1,120 @@
+// Runs the release iterator in the namespaces of leaving connections (docs/design.md, "A direction's life").
+#include "sockmapd/release.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "sockmapd/error.hpp"
+#include "sockmapd/netns_scan.hpp"
+#include "sockmapd/pinned_map.hpp"
+#include "sockmapd/shared.h"
+
+namespace sockmapd {
+namespace {
+
+// Right after an event the reader may be about to empty its queue: look again soon. While nothing changes, back
+// off to the longest a reader that emptied its redirect queue may wait for the edge that the release gives it.
+constexpr auto kFirstPeriod = std::chrono::milliseconds(2);
+constexpr auto kLongestPeriod = std::chrono::milliseconds(50);
+
+bool end_in_sockhash(std::uint32_t flags, std::uint32_t role)
+{
+    std::uint32_t in = role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_IN : SMD_PAIR_PASSIVE_IN;
+    return (flags & in) && !(flags & SMD_PAIR_RELEASED(role)) && !(flags & SMD_PAIR_CLOSED(role));
+}
+
+int count_event(void* ctx, void*, std::size_t)
+{
+    ++*static_cast<std::size_t*>(ctx);
+    return 0;
+}
+
+// One pass of the iterator in the calling thread's namespace: reading it to the end runs the program on
+// every TCP socket there.
+void run_iterator(int link_fd)
+{
+    Fd it(bpf_iter_create(link_fd));
+    if (!it) {
+        spdlog::warn("cannot run the release iterator: {}", std::strerror(errno));
+        return;
+    }
+    char buffer[64];
+    while (::read(it.get(), buffer, sizeof(buffer)) > 0) {
+    }
+}
+
+} // namespace
+
+LeavingPairs find_leaving_pairs(int pairs_fd)
+{
+    LeavingPairs leaving;
+    for_each_entry<struct smd_pair_key, struct smd_pair_state>(
+        pairs_fd, "smd_pairs", [&](const struct smd_pair_key& key, const struct smd_pair_state& state) {
+            if (!(state.flags & SMD_PAIR_LEAVING))
+                return;
+            if (!end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) && !end_in_sockhash(state.flags, SMD_ROLE_PASSIVE))
+                return;
+            ++leaving.pending;
+            leaving.netns_cookies.insert(key.netns_cookie);
+        });
+    return leaving;
+}
+
+Releaser::Releaser(int iterator_link_fd, int pairs_fd, int events_fd) : link_fd_(iterator_link_fd), pairs_fd_(pairs_fd)
+{
+    events_ = ring_buffer__new(events_fd, count_event, &event_count_, nullptr);
+    if (!events_)
+        throw_errno(errno, "read smd_events");
+}
+
+Releaser::~Releaser()
+{
+    ring_buffer__free(events_);
+}
+
+int Releaser::fd() const
+{
+    return ring_buffer__epoll_fd(events_);
+}
+
+bool Releaser::drain_events()
+{
+    std::size_t before = event_count_;
+    ring_buffer__consume(events_);
+    return event_count_ != before;
+}
+
+std::chrono::milliseconds Releaser::sweep(bool after_event)
+{
+    auto leaving = find_leaving_pairs(pairs_fd_);
+    std::erase_if(netns_, [&](const auto& entry) { return !leaving.netns_cookies.count(entry.first); });
+    std::set<std::uint64_t> unknown;
+    for (auto cookie : leaving.netns_cookies)
+        if (!netns_.count(cookie))
+            unknown.insert(cookie);
+    for (auto& found : open_netns(unknown))
+        netns_.emplace(found.cookie, std::move(found.ns));
+
+    for (const auto& [cookie, ns] : netns_)
+        if (!run_in_netns(ns.get(), [this] { run_iterator(link_fd_); }))
+            spdlog::warn("cannot enter network namespace {} to release its connections", cookie);
+
+    std::size_t before = pending_;
+    pending_ = find_leaving_pairs(pairs_fd_).pending;
+    if (!pending_)
+        return idle_period_ = std::chrono::milliseconds(0);
+    if (after_event || pending_ < before)
+        idle_period_ = kFirstPeriod;
+    else
+        idle_period_ = std::min<std::chrono::milliseconds>(idle_period_ * 2, kLongestPeriod);
+    return idle_period_;
+}
+
+} // namespace sockmapd
