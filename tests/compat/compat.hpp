@@ -16,6 +16,7 @@
 
 #include "acceleration.hpp"
 #include "modes.hpp"
+#include "policy_dir.hpp"
 #include "progress_watch.hpp"
 
 namespace smdtest {
@@ -41,6 +42,22 @@ protected:
         auto verdict = path_verdict(before_, read_counters(daemon()), payload);
         record("accelerated_path", verdict.describe());
         EXPECT_TRUE(verdict.accelerated() || verdict.stepped()) << "daemon counters: " << verdict.describe();
+    }
+
+    // begin() for a workload the kernel cannot serve through the sockhash (splice(2) readers): the accelerated
+    // half's daemon runs with the policy operators ship for it (docs/policy.md, "Workloads the kernel cannot
+    // serve"), a bypass rule for the ports the workload listens on or connects to.
+    void begin_excluding(Mode mode, const std::vector<std::uint16_t>& ports)
+    {
+        if (mode == Mode::Accelerated && !daemon().running()) {
+            std::string list;
+            for (auto port : ports)
+                list += (list.empty() ? "" : ", ") + std::to_string(port);
+            auto file = policies_.write("policy.yaml", "rules:\n  - name: splicing-workload\n    action: bypass\n"
+                                                       "    ports: [" + list + "]\n");
+            daemon().start({"--policy", file.string(), "--max-queued-bytes", "0"});
+        }
+        begin(mode);
     }
 
     // enter() that also marks where this half's failures start, for end_half().
@@ -96,7 +113,7 @@ protected:
         daemon().stop(SIGTERM);
         record("daemon_stopped", "at " + stopped_at + ", exited after " + std::to_string(elapsed_ms(start)) + " ms");
         start = Clock::now();
-        daemon().start();
+        daemon().start({"--max-queued-bytes", "0"}); // the default configuration, as enter() starts it
         record("daemon_started", "ready at " + at() + ", after " + std::to_string(elapsed_ms(start)) + " ms");
         EXPECT_LT(watch.moved(), total) << "the transfer ended before the restarted daemon was ready";
     }
@@ -112,6 +129,7 @@ protected:
     }
 
 private:
+    PolicyDir policies_;
     int parts_at_begin_ = 0;
     Clock::time_point begun_ = Clock::now();
 };

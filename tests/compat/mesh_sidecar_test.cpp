@@ -160,6 +160,16 @@ protected:
         expect_accelerated_or_stepped_aside(x.payload);
     }
 
+    // haproxy with splice-request/splice-response splices from the app legs: the exclusion operators ship for
+    // splicing sidecars bypasses its capture ports (docs/policy.md). The others run in the default configuration.
+    void begin_for_sidecar(Mode mode)
+    {
+        if (GetParam() == Sidecar::HaproxySplice)
+            begin_excluding(mode, {kSidecarOutboundPort, kSidecarInboundPort});
+        else
+            begin(mode);
+    }
+
     static bool is_splicing(Sidecar sidecar)
     {
         return sidecar == Sidecar::HaproxySpliceAuto || sidecar == Sidecar::HaproxySplice;
@@ -181,7 +191,7 @@ protected:
 TEST_P(MeshSidecar, Download200MB)
 {
     for (Mode mode : kModes) {
-        begin(mode);
+        begin_for_sidecar(mode);
         run_case(Direction::Download);
         end_half();
     }
@@ -190,7 +200,7 @@ TEST_P(MeshSidecar, Download200MB)
 TEST_P(MeshSidecar, Upload200MB)
 {
     for (Mode mode : kModes) {
-        begin(mode);
+        begin_for_sidecar(mode);
         run_case(Direction::Upload);
         end_half();
     }

@@ -19,7 +19,8 @@ inline const std::vector<std::string> kStepAsideCounters{
     "sockets_released",     // taken out of the sockhash once its redirect queues were drained
     "left_backpressure",    // a direction left the redirect for good after backpressure
     "left_blocking_reader", // a direction left because its reader blocks in recv()
-    "splice_seen",          // a socket read with splice(2), kept or taken off the redirect
+    "policy_bypassed",      // a policy rule kept the connection off the redirect (splice, MSG_OOB users)
+    "skipped_blocking",     // the connecting socket was blocking: never paired
 };
 
 // A counter from a snapshot, 0 if the daemon has no such counter.
