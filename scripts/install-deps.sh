@@ -13,9 +13,12 @@ build_packages=(
 # Tests and benchmarks; libclang-rt-dev holds libFuzzer for the policy parser's fuzz target (tests/fuzz).
 # systemd brings systemd-analyze for checking the unit file; installing it does not make it PID 1 (that is
 # systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
+# The compatibility tier (tests/compat) runs real software: nginx with its stream module, haproxy, Go's io.Copy
+# (golang-go builds the splice relay) and Python for the blocking half-closing client.
 test_packages=(
   libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
+  nginx libnginx-mod-stream golang-go python3
 )
 # --with-bench adds what only bench/run.sh uses (it installs them itself when missing): wrk for the mesh
 # scenario's saturation rate, gnuplot for the plots, jq for the report.
@@ -46,5 +49,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installing nginx starts a system nginx on port 80 unless service starts are denied; the tests start their own.
+# Deny them for this install only, where no policy exists yet (container images usually ship one).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

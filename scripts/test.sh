@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs unit and privileged integration tests with ctest, then fuzzes the
-# policy parser for a bounded time. Integration tests need root and BPF; on machines without them set
-# SOCKMAPD_SKIP_PRIVILEGED=1. SOCKMAPD_FUZZ_SECONDS: how long to fuzz (default 60; 0 skips).
+# Installs dependencies, builds, and runs unit, privileged integration and application compatibility tests
+# (tests/compat) with ctest, then fuzzes the policy parser for a bounded time. The privileged tiers need root
+# and BPF; on machines without them set SOCKMAPD_SKIP_PRIVILEGED=1. SOCKMAPD_FUZZ_SECONDS: how long to fuzz
+# (default 60; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

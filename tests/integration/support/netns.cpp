@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "env.hpp"
 #include "process.hpp"
@@ -37,6 +38,26 @@ void NetNs::exec(const std::vector<std::string>& argv) const
     std::vector<std::string> full{"ip", "netns", "exec", name_};
     full.insert(full.end(), argv.begin(), argv.end());
     must_run(full);
+}
+
+std::string wait_until_listening(const NetNs& ns, const std::vector<std::string>& wanted, Process& server,
+                                 std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (!server.running())
+            return "exited before listening on all of its ports";
+        std::string listening;
+        run_command({"ip", "netns", "exec", ns.name(), "ss", "-Htln"}, &listening);
+        bool all = true;
+        for (const auto& w : wanted)
+            all = all && listening.find(w + " ") != std::string::npos;
+        if (all)
+            return "";
+        if (std::chrono::steady_clock::now() >= deadline)
+            return "not listening after " + std::to_string(timeout.count()) + " ms; ss -tln:\n" + listening;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
 }
 
 InNetns::InNetns(const NetNs& ns) : saved_(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC))

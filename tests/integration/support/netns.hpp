@@ -1,10 +1,13 @@
 // Named network namespaces for tests, and a guard that creates sockets inside one from this thread.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 namespace smdtest {
+
+class Process;
 
 class NetNs {
 public:
@@ -22,6 +25,12 @@ public:
 private:
     std::string name_;
 };
+
+// Waits (bounded) until `server` listens on every one of `wanted` ("0.0.0.0:15001", "[::]:80") in `ns`, as ss
+// shows it over netlink (a probe connection could itself be redirected or accelerated). Returns "" once it
+// does, or what went wrong: the server exited, or the timeout passed (with ss's listing).
+std::string wait_until_listening(const NetNs& ns, const std::vector<std::string>& wanted, Process& server,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // While alive, this thread is in the namespace; sockets created meanwhile stay in it for good.
 class InNetns {

@@ -52,7 +52,69 @@ std::string haproxy_config()
     return config;
 }
 
+bool is_haproxy(Sidecar kind)
+{
+    return kind == Sidecar::Haproxy || kind == Sidecar::HaproxySpliceAuto || kind == Sidecar::HaproxySplice;
+}
+
+// The shared config, with splicing switched on for the splicing kinds.
+std::string haproxy_config(Sidecar kind)
+{
+    std::string config = haproxy_config();
+    if (kind == Sidecar::Haproxy)
+        return config;
+    if (auto at = config.find("    nosplice\n"); at != std::string::npos)
+        config.erase(at, std::string("    nosplice\n").size());
+    std::string options = kind == Sidecar::HaproxySpliceAuto ? "    option splice-auto\n"
+                                                             : "    option splice-request\n    option splice-response\n";
+    if (auto at = config.find("defaults\n"); at != std::string::npos)
+        config.insert(at + 9, options);
+    return config;
+}
+
+// One line per session in access.log, "conn client=..." as the haproxy sidecars log it (at the end, not at once).
+std::string nginx_sidecar_config(Sidecar kind, const std::string& peer_ipv4)
+{
+    auto out = std::to_string(kSidecarOutboundPort), in = std::to_string(kSidecarInboundPort);
+    std::string upstream_out = peer_ipv4 + ":8080", upstream_in = "127.0.0.1:8080";
+    if (kind == Sidecar::NginxStream)
+        return nginx_main_context(true) +
+               "stream {\n"
+               "    log_format conn 'conn client=$remote_addr:$remote_port local=$server_addr:$server_port "
+               "upstream=$upstream_addr sent=$bytes_sent received=$bytes_received status=$status "
+               "time=$session_time';\n"
+               "    access_log access.log conn;\n"
+               "    server { listen 0.0.0.0:" + out + "; proxy_pass " + upstream_out + "; }\n"
+               "    server { listen 0.0.0.0:" + in + "; proxy_pass " + upstream_in + "; }\n"
+               "}\n";
+    // Default buffering both ways; only the body size limit (1 MB by default) is lifted, for the uploads.
+    return nginx_main_context(false) +
+           "http {\n"
+           "    log_format conn 'conn client=$remote_addr:$remote_port local=$server_addr:$server_port "
+           "upstream=$upstream_addr request=\"$request\" status=$status upstream_status=$upstream_status "
+           "sent=$bytes_sent received=$request_length time=$request_time';\n"
+           "    access_log access.log conn;\n"
+           "    client_max_body_size 0;\n" +
+           nginx_http_temp_paths() +
+           "    server { listen 0.0.0.0:" + out + "; location / { proxy_pass http://" + upstream_out + "; } }\n"
+           "    server { listen 0.0.0.0:" + in + "; location / { proxy_pass http://" + upstream_in + "; } }\n"
+           "}\n";
+}
+
 } // namespace
+
+std::string sidecar_name(Sidecar sidecar)
+{
+    switch (sidecar) {
+    case Sidecar::Haproxy: return "haproxy";
+    case Sidecar::OrigDstProxy: return "origdst_proxy";
+    case Sidecar::HaproxySpliceAuto: return "haproxy_splice_auto";
+    case Sidecar::HaproxySplice: return "haproxy_splice";
+    case Sidecar::NginxStream: return "nginx_stream";
+    case Sidecar::NginxProxyPass: return "nginx_proxy_pass";
+    }
+    return "unknown";
+}
 
 Pod::Pod(const std::string& name_prefix, std::string ipv4, std::string ipv6)
     : netns_(name_prefix),
@@ -75,14 +137,21 @@ Pod::~Pod()
         std::fprintf(stderr, "sidecar log of %s kept at %s\n", netns_.name().c_str(), log_path_.c_str());
 }
 
-void Pod::start_sidecar(Sidecar kind)
+void Pod::start_sidecar(Sidecar kind, const std::string& peer_ipv4)
 {
+    if (kind == Sidecar::NginxStream || kind == Sidecar::NginxProxyPass) {
+        nginx_.emplace(netns_, nginx_sidecar_config(kind, peer_ipv4),
+                       std::vector<std::string>{"0.0.0.0:" + std::to_string(kSidecarOutboundPort),
+                                                "0.0.0.0:" + std::to_string(kSidecarInboundPort)},
+                       kSidecarUid);
+        return;
+    }
     std::vector<std::string> argv;
-    if (kind == Sidecar::Haproxy) {
+    if (is_haproxy(kind)) {
         config_path_ = "/tmp/" + netns_.name() + "-haproxy.cfg";
         // The tests' own addition: a stats socket, to dump haproxy's view of its streams when one hangs.
         stats_path_ = "/tmp/" + netns_.name() + "-haproxy.sock";
-        std::string config = haproxy_config();
+        std::string config = haproxy_config(kind);
         if (auto global = config.find("global\n"); global != std::string::npos)
             config.insert(global + 7, "    stats socket " + stats_path_ + " mode 600 level admin\n");
         std::ofstream(config_path_) << config;
@@ -105,25 +174,9 @@ void Pod::start_sidecar(Sidecar kind)
         wanted.push_back("[::]:" + std::to_string(kSidecarInboundPort));
     }
     // Listening is checked over netlink (ss): a probe connection would itself go through the mesh.
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (;;) {
-        if (!sidecar_.running()) {
-            ADD_FAILURE() << "sidecar " << argv[0] << " in " << netns_.name() << " exited:\n" << sidecar_log();
-            return;
-        }
-        std::string listening;
-        run_command({"ip", "netns", "exec", netns_.name(), "ss", "-Htln"}, &listening);
-        bool all = true;
-        for (const auto& w : wanted)
-            all = all && listening.find(w + " ") != std::string::npos;
-        if (all)
-            break;
-        if (Clock::now() >= deadline) {
-            ADD_FAILURE() << "sidecar in " << netns_.name() << " not listening after 10 s:\n"
-                          << listening << sidecar_log();
-            return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (auto problem = wait_until_listening(netns_, wanted, sidecar_); !problem.empty()) {
+        ADD_FAILURE() << "sidecar " << argv[0] << " in " << netns_.name() << ": " << problem << "\n" << sidecar_log();
+        return;
     }
     EXPECT_EQ(cgroup_of(std::to_string(sidecar_.pid())), cgroup_of("self"))
         << "the sidecar must share the test's cgroup, or its sockets are out of scope";
@@ -141,9 +194,9 @@ Fd Pod::connect(const std::string& addr, std::uint16_t port) const
     return tcp_connect(addr, port);
 }
 
-std::string Pod::sidecar_log() const { return read_text(log_path_); }
+std::string Pod::sidecar_log() const { return nginx_ ? nginx_->log() : read_text(log_path_); }
 
-std::string Pod::sidecar_sessions() const
+std::string Pod::haproxy_command(const std::string& command) const
 {
     if (stats_path_.empty())
         return "(this sidecar has no stats socket)\n";
@@ -153,10 +206,10 @@ std::string Pod::sidecar_sessions() const
     std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", stats_path_.c_str());
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
         return "(cannot connect to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
-    std::string command = "show sess all\n", out;
+    std::string line = command + "\n", out;
     timeval two_seconds{2, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof(two_seconds));
-    if (::send(fd.get(), command.data(), command.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(command.size()))
+    if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
         return "(cannot send to " + stats_path_ + ": " + std::strerror(errno) + ")\n";
     char buf[16384];
     ssize_t n;
@@ -193,28 +246,29 @@ TwoPods::TwoPods(Sidecar sidecar)
         install_redirect_rules(pod->netns());
         if (::testing::Test::HasFatalFailure())
             return;
-        pod->start_sidecar(sidecar);
+        pod->start_sidecar(sidecar, (pod == &a_ ? b_ : a_).ipv4());
     }
 }
 
 DuplexResult request_response(int client, int server, std::uint64_t request_seed, std::uint64_t request_len,
                               std::uint64_t reply_seed, std::uint64_t reply_len,
-                              const std::vector<std::size_t>& write_sizes, std::chrono::seconds timeout)
+                              const std::vector<std::size_t>& write_sizes, std::chrono::seconds timeout,
+                              std::atomic<std::uint64_t>* progress)
 {
     DuplexResult r;
     auto deadline = Clock::now() + timeout;
     std::thread server_side([&] {
-        r.b_received = recv_stream(server, request_len, true, deadline);
+        r.b_received = recv_stream(server, request_len, true, deadline, 1 << 16, progress);
         if (!r.b_received.error.empty()) {
             ::shutdown(server, SHUT_RDWR); // the client must not wait out its deadline for a reply
             return;
         }
-        r.b_sent = send_stream(server, reply_seed, reply_len, write_sizes, deadline);
+        r.b_sent = send_stream(server, reply_seed, reply_len, write_sizes, deadline, progress);
         ::shutdown(server, SHUT_WR);
     });
-    r.a_sent = send_stream(client, request_seed, request_len, write_sizes, deadline);
+    r.a_sent = send_stream(client, request_seed, request_len, write_sizes, deadline, progress);
     ::shutdown(client, SHUT_WR);
-    r.a_received = recv_stream(client, reply_len, true, deadline);
+    r.a_received = recv_stream(client, reply_len, true, deadline, 1 << 16, progress);
     server_side.join();
     return r;
 }

@@ -4,12 +4,16 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "netns.hpp"
+#include "nginx.hpp"
 #include "process.hpp"
 #include "sockets.hpp"
 
@@ -22,7 +26,21 @@ enum class Sidecar {
     Haproxy,
     // smd_origdst_proxy from this test tree: the same job for IPv4 and IPv6 (IP6T_SO_ORIGINAL_DST).
     OrigDstProxy,
+    // The haproxy above with splicing on (no `nosplice`): `option splice-auto`, or splice-request and
+    // splice-response, which splice whenever they can. splice(2) reads what sockmap redirected differently.
+    HaproxySpliceAuto,
+    HaproxySplice,
+    // nginx as it is run as a sidecar (IPv4): `stream` proxy_pass, or http proxy_pass with default buffering.
+    // nginx cannot read SO_ORIGINAL_DST, so outbound goes to the other pod's app (PEER:8080) and inbound to
+    // 127.0.0.1:8080, as Istio's inbound does: one destination, which is all the tests dial.
+    NginxStream,
+    NginxProxyPass,
 };
+
+// "haproxy", "nginx_stream", ...: for test names and messages.
+std::string sidecar_name(Sidecar sidecar);
+// gtest prints a parameter with it.
+inline void PrintTo(Sidecar sidecar, std::ostream* os) { *os << sidecar_name(sidecar); }
 
 // The sidecar's outbound listener (app -> anywhere) and inbound listener (anywhere -> app), as in Istio.
 constexpr std::uint16_t kSidecarOutboundPort = 15001;
@@ -40,7 +58,7 @@ public:
     const NetNs& netns() const { return netns_; }
     const std::string& ipv4() const { return ipv4_; } // on eth0, /24
     const std::string& ipv6() const { return ipv6_; } // on eth0, /64, no DAD
-    pid_t sidecar_pid() const { return sidecar_.pid(); }
+    pid_t sidecar_pid() const { return nginx_ ? nginx_->pid() : sidecar_.pid(); }
 
     // An app socket of this pod: its connections go through this pod's sidecar.
     Fd listen(const std::string& addr, std::uint16_t port) const;
@@ -52,16 +70,20 @@ public:
                                                  std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
     std::string sidecar_log() const;
     // haproxy's "show sess all" (every stream with its state and both connections); a note for other sidecars.
-    std::string sidecar_sessions() const;
+    std::string sidecar_sessions() const { return haproxy_command("show sess all"); }
+    // The answer to one command on haproxy's stats socket ("show info", ...); a note for other sidecars.
+    std::string haproxy_command(const std::string& command) const;
 
 private:
     friend class TwoPods;
-    void start_sidecar(Sidecar kind);
+    // `peer_ipv4`: the other pod, where an nginx sidecar sends its outbound connections.
+    void start_sidecar(Sidecar kind, const std::string& peer_ipv4);
 
     NetNs netns_; // first: destroyed last, after the sidecar that lives in it
     std::string ipv4_, ipv6_;
     std::string config_path_, stats_path_, log_path_;
     Process sidecar_;
+    std::optional<Nginx> nginx_; // instead of sidecar_ for the nginx kinds
 };
 
 // Pod A (10.199.0.1, fd00:199::1) and pod B (10.199.0.2, fd00:199::2). An app in A connecting to B:8080 goes
@@ -88,6 +110,7 @@ private:
 DuplexResult request_response(int client, int server, std::uint64_t request_seed, std::uint64_t request_len,
                               std::uint64_t reply_seed, std::uint64_t reply_len,
                               const std::vector<std::size_t>& write_sizes = {65536},
-                              std::chrono::seconds timeout = std::chrono::seconds(60));
+                              std::chrono::seconds timeout = std::chrono::seconds(60),
+                              std::atomic<std::uint64_t>* progress = nullptr);
 
 } // namespace smdtest

@@ -129,9 +129,18 @@ Fd tcp_accept(int listen_fd, std::chrono::milliseconds timeout)
 }
 
 TransferResult send_stream(int fd, std::uint64_t seed, std::uint64_t length,
-                           const std::vector<std::size_t>& write_sizes, Clock::time_point deadline)
+                           const std::vector<std::size_t>& write_sizes, Clock::time_point deadline,
+                           std::atomic<std::uint64_t>* progress)
+{
+    return send_stream_paced(fd, seed, length, write_sizes, deadline, 0, progress);
+}
+
+TransferResult send_stream_paced(int fd, std::uint64_t seed, std::uint64_t length,
+                                 const std::vector<std::size_t>& write_sizes, Clock::time_point deadline,
+                                 std::uint64_t bytes_per_second, std::atomic<std::uint64_t>* progress)
 {
     TransferResult result;
+    auto start = Clock::now();
     PatternStream stream(seed);
     Sha256 sha;
     std::size_t max_write = 1;
@@ -142,6 +151,11 @@ TransferResult send_stream(int fd, std::uint64_t seed, std::uint64_t length,
     std::uint64_t sent = 0;
     while (sent < length) {
         if (pending == 0) {
+            if (bytes_per_second > 0) {
+                auto due = start + std::chrono::microseconds(sent * 1000000 / bytes_per_second);
+                if (due > Clock::now())
+                    std::this_thread::sleep_until(std::min(due, deadline));
+            }
             std::size_t want = write_sizes.empty() ? (1 << 16) : write_sizes[which++ % write_sizes.size()];
             pending = std::min<std::uint64_t>(want, length - sent);
             pending_off = 0;
@@ -153,6 +167,8 @@ TransferResult send_stream(int fd, std::uint64_t seed, std::uint64_t length,
             pending -= n;
             pending_off += n;
             sent += n;
+            if (progress)
+                *progress += n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -172,19 +188,43 @@ TransferResult send_stream(int fd, std::uint64_t seed, std::uint64_t length,
 }
 
 TransferResult recv_stream(int fd, std::uint64_t length, bool expect_eof, Clock::time_point deadline,
-                           std::size_t read_size)
+                           std::size_t read_size, std::atomic<std::uint64_t>* progress)
+{
+    return recv_stream_paced(fd, length, expect_eof, deadline, ReadPace{.read_size = read_size}, progress);
+}
+
+TransferResult recv_stream_paced(int fd, std::uint64_t length, bool expect_eof, Clock::time_point deadline,
+                                 const ReadPace& pace, std::atomic<std::uint64_t>* progress)
 {
     TransferResult result;
     Sha256 sha;
-    std::vector<std::uint8_t> buf(read_size);
+    std::vector<std::uint8_t> buf(pace.read_size);
     std::uint64_t got = 0;
+    bool paused = pace.pause_at == 0;
+    auto start = Clock::now();
+    if (pace.blocking)
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     for (;;) {
         if (got >= length && !expect_eof)
             break;
-        ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (!paused && got >= pace.pause_at) {
+            paused = true;
+            std::this_thread::sleep_for(pace.pause_for);
+        }
+        if (pace.bytes_per_second > 0) {
+            auto due = start + std::chrono::microseconds(got * 1000000 / pace.bytes_per_second);
+            if (due > Clock::now())
+                std::this_thread::sleep_until(std::min(due, deadline));
+        }
+        std::size_t want = buf.size();
+        if (!paused)
+            want = std::min<std::uint64_t>(want, pace.pause_at - got);
+        ssize_t n = ::recv(fd, buf.data(), want, 0);
         if (n > 0) {
             sha.update(buf.data(), n);
             got += n;
+            if (progress)
+                *progress += n;
             continue;
         }
         if (n == 0) {
@@ -193,34 +233,37 @@ TransferResult recv_stream(int fd, std::uint64_t length, bool expect_eof, Clock:
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!pace.blocking && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!wait_for(fd, POLLIN, deadline)) {
                 result.error = "recv timed out after " + std::to_string(got) + " of " + std::to_string(length) + " bytes";
                 break;
             }
             continue;
         }
-        result.error = errno_text("recv");
+        std::string failed = errno_text(pace.blocking ? "blocking recv" : "recv");
+        result.error = failed + " after " + std::to_string(got) + " of " + std::to_string(length) + " bytes";
         break;
     }
+    if (pace.blocking)
+        set_nonblocking(fd);
     result.digest = {got, sha.hex()};
     return result;
 }
 
 DuplexResult duplex_transfer(int a, int b, std::uint64_t seed_ab, std::uint64_t len_ab, std::uint64_t seed_ba,
                              std::uint64_t len_ba, const std::vector<std::size_t>& write_sizes,
-                             std::chrono::seconds timeout)
+                             std::chrono::seconds timeout, std::atomic<std::uint64_t>* progress)
 {
     DuplexResult r;
     auto deadline = Clock::now() + timeout;
     auto sender = [&](int fd, std::uint64_t seed, std::uint64_t len, TransferResult& out) {
-        out = send_stream(fd, seed, len, write_sizes, deadline);
+        out = send_stream(fd, seed, len, write_sizes, deadline, progress);
         ::shutdown(fd, SHUT_WR);
     };
     std::thread t1(sender, a, seed_ab, len_ab, std::ref(r.a_sent));
     std::thread t2(sender, b, seed_ba, len_ba, std::ref(r.b_sent));
-    std::thread t3([&] { r.b_received = recv_stream(b, len_ab, true, deadline); });
-    r.a_received = recv_stream(a, len_ba, true, deadline);
+    std::thread t3([&] { r.b_received = recv_stream(b, len_ab, true, deadline, 1 << 16, progress); });
+    r.a_received = recv_stream(a, len_ba, true, deadline, 1 << 16, progress);
     t1.join();
     t2.join();
     t3.join();

@@ -1,6 +1,7 @@
 // TCP endpoints and bounded-time stream transfers for integration tests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -26,13 +27,35 @@ struct TransferResult {
     std::string error; // empty on success; otherwise what went wrong (timeout, errno)
 };
 
-// Writes `length` bytes of stream `seed`, cycling through `write_sizes` for each send().
+// Writes `length` bytes of stream `seed`, cycling through `write_sizes` for each send(). Bytes sent are also
+// added to *progress, if given (a ProgressWatch's counter).
 TransferResult send_stream(int fd, std::uint64_t seed, std::uint64_t length,
-                           const std::vector<std::size_t>& write_sizes, Clock::time_point deadline);
+                           const std::vector<std::size_t>& write_sizes, Clock::time_point deadline,
+                           std::atomic<std::uint64_t>* progress = nullptr);
 
-// Reads until `length` bytes (then checks nothing more is pending only if expect_eof) or EOF.
+// send_stream() held to `bytes_per_second` on average (0: as fast as it can), a producer slower than its consumer.
+TransferResult send_stream_paced(int fd, std::uint64_t seed, std::uint64_t length,
+                                 const std::vector<std::size_t>& write_sizes, Clock::time_point deadline,
+                                 std::uint64_t bytes_per_second, std::atomic<std::uint64_t>* progress = nullptr);
+
+// Reads until `length` bytes (then checks nothing more is pending only if expect_eof) or EOF; bytes read are
+// also added to *progress, if given.
 TransferResult recv_stream(int fd, std::uint64_t length, bool expect_eof, Clock::time_point deadline,
-                           std::size_t read_size = 1 << 16);
+                           std::size_t read_size = 1 << 16, std::atomic<std::uint64_t>* progress = nullptr);
+
+// How a reader takes its bytes: chunk size, a pause at one offset, a rate limit, blocking or non-blocking calls.
+struct ReadPace {
+    std::size_t read_size = 1 << 16;
+    std::uint64_t pause_at = 0;                  // stop reading once this many bytes are in (0: never)...
+    std::chrono::milliseconds pause_for{0};      // ...for this long, then go on
+    std::uint64_t bytes_per_second = 0;          // 0: as fast as it can
+    bool blocking = false;                       // plain blocking recv() (the socket is made blocking for it)
+};
+
+// recv_stream() with a pace. A blocking reader cannot see the deadline while it sleeps in recv(): bound it with
+// a ProgressWatch on `fd`, whose shutdown turns a hang into an early end (reported as an error).
+TransferResult recv_stream_paced(int fd, std::uint64_t length, bool expect_eof, Clock::time_point deadline,
+                                 const ReadPace& pace, std::atomic<std::uint64_t>* progress = nullptr);
 
 // Both directions at once on a connected pair (a->b and b->a), so full buffers cannot deadlock.
 // Each side shuts down its write half after sending, and reads to EOF.
@@ -41,6 +64,7 @@ struct DuplexResult {
 };
 DuplexResult duplex_transfer(int a, int b, std::uint64_t seed_ab, std::uint64_t len_ab, std::uint64_t seed_ba,
                              std::uint64_t len_ba, const std::vector<std::size_t>& write_sizes,
-                             std::chrono::seconds timeout = std::chrono::seconds(60));
+                             std::chrono::seconds timeout = std::chrono::seconds(60),
+                             std::atomic<std::uint64_t>* progress = nullptr);
 
 } // namespace smdtest
