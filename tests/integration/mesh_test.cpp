@@ -1,5 +1,7 @@
 // Service mesh: two pods behind REDIRECT sidecars; the same-netns legs are accelerated, the veth leg is not.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 

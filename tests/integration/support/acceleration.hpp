@@ -15,7 +15,6 @@ namespace smdtest {
 // The counters that say a connection (or a direction) deliberately left the redirect, or never took it, because
 // the kernel could not serve it like TCP (issue 11). The one list the tests accept as "stepped aside".
 inline const std::vector<std::string> kStepAsideCounters{
-    "skipped_blocking",     // kept off the redirect: a blocking pattern the kernel serves differently
     "sockets_released",     // taken out of the sockhash once its redirect queues were drained
     "left_backpressure",    // a direction left the redirect for good after backpressure
     "left_blocking_reader", // a direction left because its reader blocks in recv()
