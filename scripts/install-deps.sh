@@ -13,9 +13,13 @@ build_packages=(
 # Tests and benchmarks; libclang-rt-dev holds libFuzzer for the policy parser's fuzz target (tests/fuzz).
 # systemd brings systemd-analyze for checking the unit file; installing it does not make it PID 1 (that is
 # systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
+# The kernel matrix (scripts/kernel-matrix.sh) boots Debian kernel packages under qemu-system-x86 (its
+# qemu-system-common brings virtiofsd) with an initramfs of busybox-static made with cpio; kmod's depmod
+# indexes each unpacked kernel's modules and its modprobe loads them in the VM.
 test_packages=(
   libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
+  qemu-system-x86 busybox-static cpio kmod xz-utils
 )
 # --with-bench adds what only bench/run.sh uses (it installs them itself when missing): wrk for the mesh
 # scenario's saturation rate, gnuplot for the plots, jq for the report.
