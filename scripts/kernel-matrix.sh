@@ -16,7 +16,7 @@ tmpfs overlay for writes), runs build/smd_integration_tests there one test per p
                          host               the running kernel, tests run directly, no VM
   --filter F           gtest filter (default: the transparency subset, see docs/testing.md)
   --smoke              CI's short filter: eight loopback, receive-semantics and shutdown cases
-  --build-dir DIR      build directory holding smd_integration_tests (default: build)
+  --build-dir DIR      build directory holding smd_integration_tests (default: the repository's build/)
   --timeout S          seconds per kernel, boot included; on expiry the VM is killed: TIMEOUT (default 3000)
   --test-timeout S     seconds per test case (default 300)
   --cache DIR          kernel packages, downloaded and unpacked once (default ~/.cache/sockmapd-kernels)
@@ -114,7 +114,7 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 kernels="6.1,6.12,host"
 filter="$default_filter"
-build_dir=build
+build_dir=
 timeout_s=3000
 test_timeout=300
 cache="${HOME:-/root}/.cache/sockmapd-kernels"
@@ -125,7 +125,7 @@ while [ $# -gt 0 ]; do
     --kernels) kernels=${2:?}; shift 2 ;;
     --filter) filter=${2:?}; shift 2 ;;
     --smoke) filter=$smoke_filter; shift ;;
-    --build-dir) build_dir=${2:?}; shift 2 ;;
+    --build-dir) build_dir=${2:?} build_dir_arg=$2; shift 2 ;;
     --timeout) timeout_s=${2:?}; shift 2 ;;
     --test-timeout) test_timeout=${2:?}; shift 2 ;;
     --cache) cache=${2:?}; shift 2 ;;
@@ -143,10 +143,13 @@ done
 [[ "$filter" =~ ^[A-Za-z0-9_*?.:/-]+$ ]] || die "--filter may hold only letters, digits and _ * ? . : / -"
 [ "$(id -u)" -eq 0 ] || die "needs root (the integration tests load BPF programs; the VMs share / read-only)"
 
+# Paths given relative to where the script was started; the default build directory is the repository's.
+[ -z "$build_dir" ] || build_dir=$(cd "$build_dir" 2>/dev/null && pwd) || die "no build directory '$build_dir_arg'"
+mkdir -p "$cache" && cache=$(cd "$cache" && pwd) || die "cannot create the cache directory '$cache'"
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 script="$repo/scripts/kernel-matrix.sh"
-build_dir=$(cd "$build_dir" 2>/dev/null && pwd) || die "no build directory '$build_dir'; build first (README)"
+[ -n "$build_dir" ] || build_dir=$(cd build 2>/dev/null && pwd) || die "no build directory $repo/build; build first (README)"
 test_bin="$build_dir/smd_integration_tests"
 [ -x "$test_bin" ] || die "$test_bin is missing; build first: cmake --build $build_dir"
 out_root="$build_dir/kernel-matrix"
