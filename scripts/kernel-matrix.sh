@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kernel matrix: boots Debian kernel packages under qemu (TCG, no KVM needed) with this build's binaries, runs integration tests in each and prints one table.
+# Kernel matrix: integration tests on Debian kernel packages under qemu (no KVM) and on the host; one table.
 set -euo pipefail
 
 usage() {
@@ -149,7 +149,8 @@ mkdir -p "$cache" && cache=$(cd "$cache" && pwd) || die "cannot create the cache
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 script="$repo/scripts/kernel-matrix.sh"
-[ -n "$build_dir" ] || build_dir=$(cd build 2>/dev/null && pwd) || die "no build directory $repo/build; build first (README)"
+[ -n "$build_dir" ] || build_dir=$(cd build 2>/dev/null && pwd) ||
+  die "no build directory $repo/build; build first (README)"
 test_bin="$build_dir/smd_integration_tests"
 [ -x "$test_bin" ] || die "$test_bin is missing; build first: cmake --build $build_dir"
 out_root="$build_dir/kernel-matrix"
@@ -167,7 +168,8 @@ if [ "$needs_vm" = 1 ]; then
   for v in /usr/lib/qemu/virtiofsd /usr/libexec/virtiofsd "$(command -v virtiofsd || true)"; do
     [ -n "$v" ] && [ -x "$v" ] && { virtiofsd=$v; break; }
   done
-  [ -n "$virtiofsd" ] || die "virtiofsd not found; install it with: apt-get install qemu-system-x86 (Debian 12) or virtiofsd"
+  [ -n "$virtiofsd" ] ||
+    die "virtiofsd not found; install it with: apt-get install qemu-system-x86 (Debian 12) or virtiofsd"
   command -v depmod > /dev/null || die "depmod not found; install it with: apt-get install kmod"
   busybox=$(command -v busybox || true)
   { [ -n "$busybox" ] && ! ldd "$busybox" > /dev/null 2>&1; } ||
@@ -236,7 +238,8 @@ fetch_kernel() {
       mkdir -p "$cache" && rm -rf "$dir" && tmp=$(mktemp -d "$cache/.download-XXXXXX") || return 1
       if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" > /dev/null) ||
          ! deb=$(ls "$tmp"/*.deb) || ! mkdir "$tmp/root" || ! dpkg-deb -x "$deb" "$tmp/root" ||
-         ! mv "$deb" "$tmp/package.deb" || ! depmod_tree "$tmp/root" || ! echo "$ver" > "$tmp/version" || ! touch "$tmp/.complete" ||
+         ! mv "$deb" "$tmp/package.deb" || ! depmod_tree "$tmp/root" || ! echo "$ver" > "$tmp/version" ||
+         ! touch "$tmp/.complete" ||
          ! mv "$tmp" "$dir"; then
         rm -rf "$tmp"
         echo "downloading or unpacking $pkg=$ver failed" >&2
@@ -350,7 +353,8 @@ hostname kmx-guest
 ip link set lo up
 say "running tests"
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  TERM=dumb SOCKMAPD_RUN_KNOWN_BUGS="$KMX_KNOWN_BUGS" /bin/bash "$KMX_SCRIPT" --run-tests "$KMX_TEST_BIN" "$KMX_FILTER" "$KMX_TEST_TIMEOUT" \
+  TERM=dumb SOCKMAPD_RUN_KNOWN_BUGS="$KMX_KNOWN_BUGS" \
+  /bin/bash "$KMX_SCRIPT" --run-tests "$KMX_TEST_BIN" "$KMX_FILTER" "$KMX_TEST_TIMEOUT" \
   > /dev/ttyS1 2>&1
 out "KMX-DONE $?"
 say "tests done"
@@ -493,7 +497,8 @@ for k in "${kernel_list[@]}"; do
   [[ "$k" =~ ^[A-Za-z0-9._+-]+$ ]] || die "bad kernel name '$k'"
   echo "kernel-matrix: $k: running $filter" >&2
   run_kernel "$k"
-  echo "kernel-matrix: $k: $r_result in ${r_seconds}s ($r_passed passed, $r_failed failed, $r_skipped skipped; logs in $out_root/$k)" >&2
+  echo "kernel-matrix: $k: $r_result in ${r_seconds}s ($r_passed passed, $r_failed failed, $r_skipped skipped;" \
+    "logs in $out_root/$k)" >&2
   rows+=("| $k | $r_version | $r_passed | $r_failed | $r_skipped | $r_result | ${r_seconds}s | $r_notes |")
   [ "$r_result" = PASS ] || status=1
 done
