@@ -14,11 +14,15 @@ build_packages=(
 # systemd brings systemd-analyze for checking the unit file; installing it does not make it PID 1 (that is
 # systemd-sysv) and its maintainer scripts skip their systemctl calls when it is not running.
 # The compatibility tier (tests/compat) runs real software: nginx with its stream module, haproxy, Go's io.Copy
-# (golang-go builds the splice relay) and Python for the blocking half-closing client.
+# (golang-go builds the splice relay) and Python for the blocking half-closing client. The kernel matrix
+# (scripts/kernel-matrix.sh) boots Debian kernel packages under qemu-system-x86 (its qemu-system-common brings
+# virtiofsd) with an initramfs of busybox-static made with cpio; kmod's depmod indexes each unpacked kernel's
+# modules and its modprobe loads them in the VM.
 test_packages=(
   libgtest-dev libclang-rt-dev
   iproute2 iptables haproxy procps strace systemd
   nginx libnginx-mod-stream golang-go python3
+  qemu-system-x86 busybox-static cpio kmod xz-utils
 )
 # --with-bench adds what only bench/run.sh uses (it installs them itself when missing): wrk for the mesh
 # scenario's saturation rate, gnuplot for the plots, jq for the report.

@@ -3,6 +3,7 @@
 # (tests/compat) with ctest, then fuzzes the policy parser for a bounded time. The privileged tiers need root
 # and BPF; on machines without them set SOCKMAPD_SKIP_PRIVILEGED=1. SOCKMAPD_FUZZ_SECONDS: how long to fuzz
 # (default 60; 0 skips).
+# SOCKMAPD_KERNEL_MATRIX=0 skips the kernel-matrix smoke run (one Debian kernel under qemu; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,13 @@ scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$(nproc)"
 (cd build && ctest --output-on-failure --timeout 600 "$@")
+
+# Kernel-matrix smoke run: a Debian kernel other than the host's, booted under qemu without KVM
+# (scripts/kernel-matrix.sh, docs/testing.md), runs a handful of loopback and receive-semantics tests.
+# Bounded: the VM is killed after 300 s and reported as TIMEOUT.
+if [ "${SOCKMAPD_KERNEL_MATRIX:-1}" != 0 ] && [ "${SOCKMAPD_SKIP_PRIVILEGED:-0}" != 1 ]; then
+  scripts/kernel-matrix.sh --smoke --kernels 6.12 --timeout 300 --test-timeout 120
+fi
 
 # The policy parser under libFuzzer with ASan and UBSan, in its own build directory. New inputs go to
 # build-fuzz/corpus (the seeds stay untouched); a crash leaves build-fuzz/crash-* and fails the run.
