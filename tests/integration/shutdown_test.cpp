@@ -290,9 +290,8 @@ TEST_P(ReceiverGone, SenderGetsAnErrorNotAHang)
                                                 std::to_string(sent.sent) + " bytes accepted in all");
         record(label(mode, "sender_then"), probe_after_peer_gone(pair.client.get()));
         if (mode == Mode::Accelerated) {
-            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
-            // make the connection leave for TCP, counted (design.md, "Queue caps").
-            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
+            // default queue caps, or a blocking reader (design.md, "A direction's life").
             if (moved_since_enter("redirected_bytes") < 4 * kMiB)
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
@@ -486,9 +485,8 @@ TEST_F(KilledPeer, SenderKilledReaderGetsEveryAcknowledgedByteThenEnd)
                describe_end(rest) + " after the first 4 MiB; " + std::to_string(total) + " received, " +
                    std::to_string(acknowledged) + " acknowledged to the child; " + std::to_string(ms) + " ms");
         if (mode == Mode::Accelerated) {
-            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
-            // make the connection leave for TCP, counted (design.md, "Queue caps").
-            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
+            // default queue caps, or a blocking reader (design.md, "A direction's life").
             if (moved_since_enter("redirected_bytes") < 4 * kMiB)
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
@@ -532,9 +530,8 @@ TEST_F(KilledPeer, ReaderKilledSenderGetsAnErrorNotAHang)
         record(label(mode, "sender_after_reader_sigkill"),
                errno_name(sent.err) + " " + std::to_string(ms) + " ms after the kill");
         if (mode == Mode::Accelerated) {
-            // Paired and redirecting; with the default queue caps a writer that runs ahead of its reader may
-            // make the connection leave for TCP, counted (design.md, "Queue caps").
-            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u);
+            // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
+            // default queue caps, or a blocking reader (design.md, "A direction's life").
             if (moved_since_enter("redirected_bytes") < 4 * kMiB)
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
