@@ -279,8 +279,9 @@ TEST_F(DaemonSet, ContainerAsTheKubeletRunsItBecomesReadyAcceleratesAndStops)
         auto redirected = counters.value("redirected_bytes", 0ull) - before;
         EXPECT_GT(redirected, 0u) << "nothing went through the redirect";
         EXPECT_LE(redirected, 2 * kBulk);
-        if (redirected < 2 * kBulk)
+        if (redirected < 2 * kBulk) {
             EXPECT_GE(counters.value("left_backpressure", 0ull), 1u) << "bytes went over TCP without a reason";
+        }
     }
 
     // Pod deletion: SIGTERM, then SIGKILL after terminationGracePeriodSeconds.

@@ -185,8 +185,9 @@ TEST_F(ShutdownTest, BlockingClientWaitsForTheReplyAfterItsHalfClose)
         EXPECT_TRUE(digest_is(Digest{got, sha.hex()}, expected_digest(2, kLength)));
         pair = {};
         expect_redirected_or_left(2 * kLength, "left_blocking_reader");
-        if (accelerated())
+        if (accelerated()) {
             EXPECT_EQ(moved_since_enter("pairs_made"), 1u) << "paired while non-blocking, then stepped aside";
+        }
     }
 }
 
@@ -292,10 +293,11 @@ TEST_P(ReceiverGone, SenderGetsAnErrorNotAHang)
         if (mode == Mode::Accelerated) {
             // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
             // default queue caps, or a blocking reader (design.md, "A direction's life").
-            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB) {
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
                           1u);
+            }
         }
     }
 }
@@ -487,10 +489,11 @@ TEST_F(KilledPeer, SenderKilledReaderGetsEveryAcknowledgedByteThenEnd)
         if (mode == Mode::Accelerated) {
             // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
             // default queue caps, or a blocking reader (design.md, "A direction's life").
-            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB) {
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
                           1u);
+            }
         }
     }
 }
@@ -532,10 +535,11 @@ TEST_F(KilledPeer, ReaderKilledSenderGetsAnErrorNotAHang)
         if (mode == Mode::Accelerated) {
             // Paired and redirecting, or left for TCP and counted: a writer that runs ahead of its reader with the
             // default queue caps, or a blocking reader (design.md, "A direction's life").
-            if (moved_since_enter("redirected_bytes") < 4 * kMiB)
+            if (moved_since_enter("redirected_bytes") < 4 * kMiB) {
                 EXPECT_GE(moved_since_enter("left_backpressure") + moved_since_enter("left_other") +
                               moved_since_enter("left_blocking_reader"),
                           1u);
+            }
         }
     }
 }

@@ -62,8 +62,9 @@ protected:
             return;
         auto after = read_counters(daemon());
         auto redirected = moved(before_, after, "redirected_bytes");
-        if (redirected < bytes)
+        if (redirected < bytes) {
             EXPECT_GE(moved(before_, after, reason), 1u) << "bytes went over TCP without " << reason;
+        }
     }
 
     Mode mode_ = Mode::Baseline;
