@@ -337,7 +337,9 @@ ln -sfn /proc/self/fd/1 $R/dev/stdout
 ln -sfn /proc/self/fd/2 $R/dev/stderr
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+# No fresh tmpfs on /tmp: a checkout under /tmp (CI clones there) must stay visible; the overlay's tmpfs upper
+# layer already takes the writes.
+chmod 1777 $R/tmp
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup || fail "cannot mount cgroup2"
 mount -t bpf bpf $R/sys/fs/bpf || fail "cannot mount bpffs"
