@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "sockmapd/error.hpp"
@@ -51,15 +52,21 @@ void for_each_key(int fd, Visit visit)
 // close, which it cannot while no daemon runs. Keys are compared as bytes: both maps hold the kernel's copy.
 class PairsInSockhash {
 public:
-    void add(const struct smd_pair_key& pair) { keys_.insert(bytes(pair)); }
+    void add(const struct smd_pair_key& pair) { ++keys_[bytes(pair)]; }
     bool contains(const struct smd_pair_key& pair) const { return keys_.count(bytes(pair)) != 0; }
+    // Sockets of this connection in the sockhash: 2 paired, 1 waiting for its peer or leaving, 0 gone.
+    int sockets(const struct smd_pair_key& pair) const
+    {
+        auto it = keys_.find(bytes(pair));
+        return it == keys_.end() ? 0 : it->second;
+    }
 
 private:
     static std::string bytes(const struct smd_pair_key& pair)
     {
         return std::string(reinterpret_cast<const char*>(&pair), sizeof(pair));
     }
-    std::unordered_set<std::string> keys_;
+    std::unordered_map<std::string, int> keys_;
 };
 
 std::optional<bool> read_bpf_stats_enabled()
@@ -139,10 +146,13 @@ MapFill PinnedDatapath::fill() const
         ++fill.sockets;
         in_sockhash.add(key.pair);
     });
+    // By the sockets each connection has in the sockhash: a leaving connection whose first end was released, or
+    // one end of which closed, has one, like one whose passive end has not joined yet.
     for_each_pair([&](const PairEntry& entry) {
-        if (!in_sockhash.contains(entry.key))
+        int sockets = in_sockhash.sockets(entry.key);
+        if (sockets == 0)
             ++fill.closed_pairs;
-        else if (entry.state.flags & SMD_PAIR_PASSIVE_IN)
+        else if (sockets == 2)
             ++fill.pairs;
         else
             ++fill.half_pairs;

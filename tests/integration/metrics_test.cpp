@@ -336,9 +336,14 @@ TEST_F(Metrics, ScrapeCostWithSixtyThousandSockets)
     // 28232 ephemeral ports make the four holders' concurrent handshakes share client ports, whose hints then
     // collide (docs/design.md); and the scrape's connection stays unpaired in about 1 run in 5 for a reason not
     // found yet. Both stay plain TCP; the count is recorded.
+    // A connection has two sockets in the sockhash when paired, one while its passive end has not joined yet or
+    // while it is leaving (the daemon's blocking HTTP socket makes the scrape connections leave: one end may be
+    // released a few ms before the other). Nothing else: a socket without a pair entry would be a data-path bug.
     auto sockets = value(reply, "sockmapd_sockets");
     auto pairs = value(reply, "sockmapd_pairs");
-    EXPECT_EQ(sockets, 2 * pairs) << "no half pair may remain\n" << why();
+    auto waiting = value(reply, "sockmapd_pairs_waiting");
+    EXPECT_EQ(sockets, 2 * pairs + waiting) << "a socket in the sockhash without its pair entry\n" << why();
+    EXPECT_LE(waiting, 2u) << "more half pairs than the scrape connections in transition\n" << why();
     EXPECT_LE(pairs, kPairs + 1u) << why();
     EXPECT_GE(pairs, kPairs - 16u) << "more than a few connections unpaired\n" << why();
     record("unpaired_of_30001", static_cast<long long>(kPairs + 1 - pairs));
