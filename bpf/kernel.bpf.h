@@ -72,9 +72,14 @@ struct tcp_sock {
 	__u32 write_seq;  /* sender: next TCP byte the application will write */
 } __attribute__((preserve_access_index));
 
+struct list_head {
+	struct list_head *next;
+} __attribute__((preserve_access_index));
+
 /* The sockmap state of a socket (include/linux/skmsg.h). */
 struct sk_psock {
 	struct sock *sk;
+	struct list_head ingress_msg; /* the redirect queue itself: empty when next points back at it */
 	__u32 msg_tot_len; /* bytes in ingress_msg, the redirect queue the socket's reads drain first */
 	struct {
 		struct {

@@ -33,6 +33,17 @@ static __always_inline bool smd_peer_quiet(const struct smd_pair_state *state, _
 }
 
 /*
+ * Whether the redirect queue holds no message: the list itself, not msg_tot_len, which is only a byte count kept
+ * beside it (a count that lagged the list would keep a drained socket in the sockhash for good).
+ */
+static __always_inline bool smd_ingress_empty(struct sk_psock *psock)
+{
+	__u64 head = (__u64)psock + bpf_core_field_offset(struct sk_psock, ingress_msg);
+
+	return (__u64)psock->ingress_msg.next == head;
+}
+
+/*
  * Pins this socket's own direction to TCP and, once nothing redirected to it is unread (checked under its lock,
  * under which every redirect into it queues) or in flight, deletes it from the sockhash: from then on it is a
  * plain TCP socket. Returns whether it was released.
@@ -44,7 +55,7 @@ static __always_inline bool smd_try_release(struct smd_sock_ctx *ctx, struct smd
 
 	ctx->flags |= SMD_CTX_TCP_PINNED;
 	__sync_fetch_and_or(&state->flags, SMD_PAIR_PINNED(role));
-	if (psock->msg_tot_len || !smd_peer_quiet(state, role ^ 1, self_blocking))
+	if (!smd_ingress_empty(psock) || !smd_peer_quiet(state, role ^ 1, self_blocking))
 		return false;
 	if (bpf_map_delete_elem(&smd_sockhash, &ctx->key))
 		return false;
