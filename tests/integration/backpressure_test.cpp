@@ -42,8 +42,10 @@ protected:
     {
         daemon().start({"--max-queued-bytes", "1MiB"});
         Fd listener = tcp_listen("127.0.0.1");
-        Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
-        Fd server = tcp_accept(listener.get());
+        client_ = tcp_connect("127.0.0.1", local_port(listener.get()));
+        server_ = tcp_accept(listener.get());
+        const Fd& client = client_;
+        const Fd& server = server_;
         auto deadline = Clock::now() + 60s;
         Outcome out;
 
@@ -111,7 +113,8 @@ protected:
         EXPECT_TRUE(digest_is(out.received, out.sent)) << "content differs";
     }
 
-    // Both sockets left the sockhash: the sweep that releases them runs within milliseconds of the drain.
+    // Both sockets left the sockhash while still open (a closed socket leaves it by itself): the sweep that
+    // releases them runs within milliseconds of the drain.
     void expect_released()
     {
         auto deadline = Clock::now() + 5s;
@@ -120,6 +123,8 @@ protected:
         EXPECT_EQ(daemon().counter("sockets_released"), 2u) << "a socket of the leaving connection stayed";
         EXPECT_EQ(daemon().status()["sockets"], 0) << "the sockhash still holds a socket";
     }
+
+    Fd client_, server_;
 };
 
 TEST_F(Backpressure, StalledReaderMakesTheConnectionLeaveAndBothSocketsAreReleased)
