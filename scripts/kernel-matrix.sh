@@ -21,8 +21,6 @@ tmpfs overlay for writes), runs build/smd_integration_tests there one test per p
   --test-timeout S     seconds per test case (default 300)
   --cache DIR          kernel packages, downloaded and unpacked once (default ~/.cache/sockmapd-kernels)
   --memory SIZE        VM memory (default 2G)      --cpus N   VM CPUs (default 2)
-  --known-bugs         also run the tests skipped as known data-path bugs (SOCKMAPD_RUN_KNOWN_BUGS=1,
-                       which is also passed on from the environment)
   -h, --help
 
 Logs: BUILD_DIR/kernel-matrix/KERNEL/ (console.log, tests.log, summary). Exit status 1 when a kernel failed
@@ -131,7 +129,6 @@ while [ $# -gt 0 ]; do
     --cache) cache=${2:?}; shift 2 ;;
     --memory) memory=${2:?}; shift 2 ;;
     --cpus) cpus=${2:?}; shift 2 ;;
-    --known-bugs) export SOCKMAPD_RUN_KNOWN_BUGS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "kernel-matrix: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -302,7 +299,6 @@ KMX_SCRIPT='$script'
 KMX_TEST_BIN='$test_bin'
 KMX_FILTER='$filter'
 KMX_TEST_TIMEOUT='$test_timeout'
-KMX_KNOWN_BUGS='${SOCKMAPD_RUN_KNOWN_BUGS:-}'
 EOF
   cat > "$root/init" <<'EOF'
 #!/bin/busybox sh
@@ -355,7 +351,7 @@ hostname kmx-guest
 ip link set lo up
 say "running tests"
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  TERM=dumb SOCKMAPD_RUN_KNOWN_BUGS="$KMX_KNOWN_BUGS" \
+  TERM=dumb \
   /bin/bash "$KMX_SCRIPT" --run-tests "$KMX_TEST_BIN" "$KMX_FILTER" "$KMX_TEST_TIMEOUT" \
   > /dev/ttyS1 2>&1
 out "KMX-DONE $?"

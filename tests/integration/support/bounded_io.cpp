@@ -169,12 +169,6 @@ void record(const std::string& key, const std::string& value)
                                          << want.sha256.substr(0, 16) << "...)";
 }
 
-bool run_known_bugs()
-{
-    const char* run = std::getenv("SOCKMAPD_RUN_KNOWN_BUGS");
-    return run && std::string(run) == "1";
-}
-
 double elapsed_ms(Clock::time_point start)
 {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();

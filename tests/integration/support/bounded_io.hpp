@@ -65,15 +65,4 @@ double elapsed_ms(Clock::time_point start);
 // Equal digests, or a failure that prints both lengths and hashes (gtest would dump raw bytes).
 ::testing::AssertionResult digest_is(const Digest& got, const Digest& want);
 
-// True when SOCKMAPD_RUN_KNOWN_BUGS=1: run the halves of tests that expose an open data-path bug.
-bool run_known_bugs();
-
 } // namespace smdtest
-
-// Marks the rest of a test as exposing an open data-path bug: it fails today, so it is skipped (with the
-// reason) unless SOCKMAPD_RUN_KNOWN_BUGS=1. Put it right before the failing part, after any baseline half.
-#define SMD_KNOWN_BUG(what)                                                                                      \
-    do {                                                                                                         \
-        if (!::smdtest::run_known_bugs())                                                                        \
-            GTEST_SKIP() << "known data-path bug, skipped (SOCKMAPD_RUN_KNOWN_BUGS=1 runs it): " << (what);      \
-    } while (0)
