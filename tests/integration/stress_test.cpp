@@ -686,8 +686,9 @@ void Stress::run_mesh_stress(Sidecar kind, std::vector<std::string> daemon_args)
             EXPECT_GT(tally_.by_shape(s), 0u) << "no connection of shape " << kShapeNames[s];
         }
     }
-    if (!duplex)
+    if (!duplex) {
         EXPECT_EQ(tally_.by_shape(static_cast<std::size_t>(Shape::Duplex)), 0u);
+    }
     // Streams that ended in a clean EOF before their last byte, with nothing else wrong: see the end of the test.
     if (tally_.truncation_count())
         std::printf("[ DATA LOSS ] %llu connections saw a clean EOF before the last byte of a stream (prefix "
