@@ -103,7 +103,8 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
 
     using Clock = std::chrono::steady_clock;
     auto next_housekeeping = Clock::now() + kHousekeepingPeriod;
-    std::optional<Clock::time_point> policy_changed_at;
+    constexpr auto kNever = Clock::time_point::max();
+    auto policy_settled = kNever; // when a changed policy file has stopped changing and is read again
     bool watching_inherited = true;
     auto next_inherited_check = Clock::now() + kInheritedPairsPeriod;
     const auto hint_period = hint_sweep_period(hint_max_age);
@@ -117,8 +118,7 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
             deadline = std::min(deadline, next_inherited_check);
         if (release_period.count())
             deadline = std::min(deadline, next_release);
-        if (policy_changed_at)
-            deadline = std::min(deadline, *policy_changed_at + kPolicySettle);
+        deadline = std::min(deadline, policy_settled);
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
         struct pollfd fds[3] = {{.fd = signals.get(), .events = POLLIN, .revents = 0},
                                 {.fd = watch ? watch->fd() : -1, .events = POLLIN, .revents = 0},
@@ -134,9 +134,9 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
         }
 
         if (fds[1].revents && watch->drain())
-            policy_changed_at = Clock::now();
-        if (policy_changed_at && Clock::now() >= *policy_changed_at + kPolicySettle) {
-            policy_changed_at.reset();
+            policy_settled = Clock::now() + kPolicySettle;
+        if (Clock::now() >= policy_settled) {
+            policy_settled = kNever;
             policy.reload(datapath.policy_maps(), false, on_reload_error);
         }
         if (watching_inherited && Clock::now() >= next_inherited_check) {

@@ -23,6 +23,9 @@ namespace {
 // off to the longest a reader that emptied its redirect queue may wait for the edge that the release gives it.
 constexpr auto kFirstPeriod = std::chrono::milliseconds(2);
 constexpr auto kLongestPeriod = std::chrono::milliseconds(50);
+// A namespace that no process or bind mount shows (its sockets held by processes that left it) is looked for
+// again at most this often: finding one reads every process's ns/net link, too much for every sweep.
+constexpr auto kUnfindableRetry = std::chrono::seconds(1);
 
 bool end_in_sockhash(std::uint32_t flags, std::uint32_t role)
 {
@@ -95,12 +98,23 @@ std::chrono::milliseconds Releaser::sweep(bool after_event)
 {
     auto leaving = find_leaving_pairs(pairs_fd_);
     std::erase_if(netns_, [&](const auto& entry) { return !leaving.netns_cookies.count(entry.first); });
+    auto now = std::chrono::steady_clock::now();
+    std::erase_if(unfindable_, [&](const auto& entry) {
+        return !leaving.netns_cookies.count(entry.first) || now - entry.second >= kUnfindableRetry;
+    });
     std::set<std::uint64_t> unknown;
     for (auto cookie : leaving.netns_cookies)
-        if (!netns_.count(cookie))
+        if (!netns_.count(cookie) && !unfindable_.count(cookie))
             unknown.insert(cookie);
-    for (auto& found : open_netns(unknown))
+    for (auto& found : open_netns(unknown)) {
+        unknown.erase(found.cookie);
         netns_.emplace(found.cookie, std::move(found.ns));
+    }
+    for (auto cookie : unknown) {
+        spdlog::debug("network namespace {} of a leaving connection not found; looking again in {} s", cookie,
+                      kUnfindableRetry.count());
+        unfindable_.emplace(cookie, now);
+    }
 
     for (const auto& [cookie, ns] : netns_)
         if (!run_in_netns(ns.get(), [this] { run_iterator(link_fd_); }))

@@ -43,6 +43,7 @@ private:
     struct ring_buffer* events_ = nullptr;
     std::size_t event_count_ = 0;
     std::map<std::uint64_t, Fd> netns_; // cookie -> nsfs fd, of namespaces with leaving connections only
+    std::map<std::uint64_t, std::chrono::steady_clock::time_point> unfindable_; // cookie -> when last looked for
     std::size_t pending_ = 0;
     std::chrono::milliseconds idle_period_{0};
 };

@@ -457,7 +457,7 @@ TEST_F(Lifecycle, ChurnOfShortConnectionsLeavesMapsEmpty)
     expect_maps_drain();
     auto status = daemon().status();
     constexpr std::uint64_t kConnections = kWorkers * kPerWorker;
-    EXPECT_EQ(status["counters"]["pairs_made"], kConnections);
+    EXPECT_EQ(status["counters"]["pairs_made"], kConnections) << "every counter: " << status["counters"].dump();
     EXPECT_EQ(status["counters"]["pairs_closed"], kConnections);
     EXPECT_EQ(status["counters"]["redirected_bytes"].get<std::uint64_t>() +
                   status["counters"]["fallback_bytes"].get<std::uint64_t>(),
