@@ -217,8 +217,8 @@ write_report() {
     echo
     echo "## Method"
     echo
-    echo "- Tool: \`smd_bench\` (bench/smd_bench.cpp): client and server threads of one process, blocking sockets,"
-    echo "  each thread in its network namespace. stream: one connection, writes and reads of the message size,"
+    echo "- Tool: \`smd_bench\` (bench/smd_bench.cpp): client and server threads of one process, non-blocking sockets"
+    echo "  waiting in poll() (sockmapd pairs only those), each thread in its network namespace. stream: one connection, writes and reads of the message size,"
     echo "  ${duration} s measured after ${warmup} s warm-up, rate at the receiver. rr: ping-pong of equal-size request and"
     echo "  reply, TCP_NODELAY, ${rr_count} timed round trips after $((rr_count / 50)) warm-up ones. connrate: connect, 64 B"
     echo "  request, 64 B reply, client closes; N client threads each served by a server thread; ${duration} s measured."

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -49,7 +50,7 @@ struct Options {
     std::size_t count = 100000;    // rr round trips measured
     std::size_t warmup_count = 2000;
     unsigned concurrency = 1;      // connrate
-    double io_timeout_s = 10.0;    // any single blocking call longer than this is a failure
+    double io_timeout_s = 10.0;    // any single wait for a socket longer than this is a failure
     int server_cpu = -1;           // pin server threads to this CPU; -1: let the scheduler place them
     int client_cpu = -1;
     double rate = 2000;            // http-load: requests per second over all connections; 0: closed loop
@@ -203,27 +204,52 @@ std::uint16_t local_port(int fd)
     return ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
 }
 
+// Data sockets are non-blocking and wait in poll(), as event-driven servers and sidecars do: sockmapd pairs
+// only non-blocking sockets (docs/design.md, "A direction's life"). Waits at most `timeout_s` (< 0: forever).
+void wait_io(int fd, short events, double timeout_s, const char* what)
+{
+    pollfd p{fd, events, 0};
+    int ms = timeout_s < 0 ? -1 : static_cast<int>(timeout_s * 1000);
+    int n;
+    do
+        n = ::poll(&p, 1, ms);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        throw errno_error("poll");
+    if (n == 0)
+        throw std::runtime_error(std::string(what) + " timed out");
+}
+
+// The I/O timeout of every wait below; set once from --io-timeout.
+double g_io_timeout_s = 10;
+
 Fd tcp_connect(const Options& opt, std::uint16_t port)
 {
     SockAddr addr = parse_addr(opt.connect_addr, port);
-    Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Fd fd(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (fd.get() < 0)
         throw errno_error("socket");
-    set_timeouts(fd.get(), opt.io_timeout_s);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr.storage), addr.len) != 0)
-        throw errno_error("connect " + opt.connect_addr + ":" + std::to_string(port));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr.storage), addr.len) != 0) {
+        if (errno != EINPROGRESS)
+            throw errno_error("connect " + opt.connect_addr + ":" + std::to_string(port));
+        wait_io(fd.get(), POLLOUT, opt.io_timeout_s, "connect");
+        int error = 0;
+        socklen_t len = sizeof(error);
+        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+        if (error)
+            throw errno_error("connect " + opt.connect_addr + ":" + std::to_string(port), error);
+    }
     return fd;
 }
 
-// Blocks until a connection arrives or stop is set; the listener's receive timeout bounds each wait.
-Fd accept_one(int listener, const std::atomic<bool>& stop, double io_timeout_s)
+// Blocks until a connection arrives or stop is set; the listener's receive timeout bounds each wait. The
+// accepted socket is non-blocking.
+Fd accept_one(int listener, const std::atomic<bool>& stop, double)
 {
     while (!stop) {
-        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            set_timeouts(fd, io_timeout_s);
+        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0)
             return Fd(fd);
-        }
         if (stop)
             break; // the listener was shut down to wake us
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -237,17 +263,19 @@ void send_all(int fd, const char* data, std::size_t len)
     while (len > 0) {
         ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw errno_error(errno == EAGAIN ? "send timed out" : "send");
+            if (errno == EAGAIN)
+                wait_io(fd, POLLOUT, g_io_timeout_s, "send");
+            else if (errno != EINTR)
+                throw errno_error("send");
+            continue;
         }
         data += n;
         len -= static_cast<std::size_t>(n);
     }
 }
 
-// Reads exactly len bytes; false on a clean EOF before the first byte.
-bool recv_exact(int fd, char* data, std::size_t len)
+// Reads exactly len bytes; false on a clean EOF before the first byte. timeout_s < 0: waits forever.
+bool recv_exact(int fd, char* data, std::size_t len, double timeout_s = g_io_timeout_s)
 {
     std::size_t got = 0;
     while (got < len) {
@@ -258,9 +286,11 @@ bool recv_exact(int fd, char* data, std::size_t len)
             throw std::runtime_error("EOF after " + std::to_string(got) + " of " + std::to_string(len) + " bytes");
         }
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw errno_error(errno == EAGAIN ? "recv timed out" : "recv");
+            if (errno == EAGAIN)
+                wait_io(fd, POLLIN, timeout_s, "recv");
+            else if (errno != EINTR)
+                throw errno_error("recv");
+            continue;
         }
         got += static_cast<std::size_t>(n);
     }
@@ -270,14 +300,17 @@ bool recv_exact(int fd, char* data, std::size_t len)
 void expect_eof(int fd)
 {
     char byte;
-    ssize_t n;
-    do
-        n = ::recv(fd, &byte, 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        throw errno_error(errno == EAGAIN ? "recv (waiting for EOF) timed out" : "recv (waiting for EOF)");
-    if (n > 0)
-        throw std::runtime_error("unexpected data where EOF was expected");
+    for (;;) {
+        ssize_t n = ::recv(fd, &byte, 1, 0);
+        if (n == 0)
+            return;
+        if (n > 0)
+            throw std::runtime_error("unexpected data where EOF was expected");
+        if (errno == EAGAIN)
+            wait_io(fd, POLLIN, g_io_timeout_s, "recv (waiting for EOF)");
+        else if (errno != EINTR)
+            throw errno_error("recv (waiting for EOF)");
+    }
 }
 
 // A connected pair (server end, client end), created in the right namespaces.
@@ -291,12 +324,10 @@ Connection open_connection(const Options& opt)
     Connection conn;
     if (opt.transport == "unix") {
         int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
             throw errno_error("socketpair");
         conn.server = Fd(sv[0]);
         conn.client = Fd(sv[1]);
-        set_timeouts(sv[0], opt.io_timeout_s);
-        set_timeouts(sv[1], opt.io_timeout_s);
         return conn;
     }
     // Each side is created on a short-lived thread inside its namespace; the fds work from any thread.
@@ -378,9 +409,11 @@ ordered_json run_stream(const Options& opt)
             if (n == 0)
                 return;
             if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                throw errno_error(errno == EAGAIN ? "stream recv timed out" : "stream recv");
+                if (errno == EAGAIN)
+                    wait_io(conn.server.get(), POLLIN, opt.io_timeout_s, "stream recv");
+                else if (errno != EINTR)
+                    throw errno_error("stream recv");
+                continue;
             }
             received.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
         }
@@ -447,7 +480,8 @@ void put_latency(ordered_json& out, const LatencyStats& s, const std::string& pr
     out[prefix + "max_us"] = s.max_us;
 }
 
-// Ping-pong of size-byte messages on one connection, TCP_NODELAY, blocking I/O; each round trip timed.
+// Ping-pong of size-byte messages on one connection, TCP_NODELAY, non-blocking I/O waiting in poll(); each round
+// trip timed.
 ordered_json run_rr(const Options& opt)
 {
     RunState state;
@@ -635,8 +669,6 @@ std::string http_payload(std::size_t size)
         Fd conn = accept_one(listener.get(), never, opt.io_timeout_s);
         std::thread([fd = std::move(conn), &response] {
             // Keep-alive connections may idle between points: only sends are bounded.
-            timeval none{};
-            ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
             set_nodelay(fd.get());
             std::string pending;
             char buf[4096];
@@ -646,9 +678,11 @@ std::string http_payload(std::size_t size)
                     if (n == 0)
                         return;
                     if (n < 0) {
-                        if (errno == EINTR)
-                            continue;
-                        return; // reset by the client: nothing to serve
+                        if (errno == EAGAIN)
+                            wait_io(fd.get(), POLLIN, -1, "recv");
+                        else if (errno != EINTR)
+                            return; // reset by the client: nothing to serve
+                        continue;
                     }
                     pending.append(buf, static_cast<std::size_t>(n));
                     for (auto end = pending.find("\r\n\r\n"); end != std::string::npos;
@@ -923,7 +957,7 @@ void add_common(CLI::App* cmd, Options& opt)
         ->capture_default_str();
     cmd->add_option("--client-cpu", opt.client_cpu, "pin client threads to this CPU (-1: unpinned)")
         ->capture_default_str();
-    cmd->add_option("--io-timeout", opt.io_timeout_s, "seconds any single blocking socket call may take")
+    cmd->add_option("--io-timeout", opt.io_timeout_s, "seconds any single wait for a socket may take")
         ->capture_default_str();
 }
 
@@ -980,6 +1014,7 @@ int main(int argc, char** argv)
     CLI11_PARSE(app, argc, argv);
     if (opt.connect_addr.empty())
         opt.connect_addr = opt.listen_addr;
+    g_io_timeout_s = opt.io_timeout_s;
 
     try {
         ordered_json result;
