@@ -18,13 +18,13 @@
 
 #include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
+#include "sockmapd/capabilities.hpp"
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/conflicts.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/fd.hpp"
 #include "sockmapd/json_output.hpp"
 #include "sockmapd/pinned.hpp"
-#include "sockmapd/preflight.hpp"
 
 namespace sockmapd {
 namespace {
@@ -326,9 +326,7 @@ EnvironmentFacts probe_environment(const std::string& cgroup, const std::string&
         facts.bpffs_error = e.what();
     }
     facts.cap_sys_admin = has_cap_sys_admin();
-    auto privileges = check_privileges();
-    if (!privileges.empty())
-        facts.privileges_error = privileges.front().what;
+    facts.privileges_error = missing_privileges();
     if (facts.cgroup_error.empty())
         probe_conflicts(facts);
     return facts;
