@@ -21,6 +21,10 @@ struct DatapathOptions {
     std::uint32_t max_hints = SMD_DEFAULT_MAX_HINTS;
 };
 
+// File names of the pinned maps under the pin path: every map of the BPF object but its .rodata/.bss, named as
+// in bpf/maps.bpf.h. Read from the skeleton, opened but not loaded (no privileges needed).
+std::vector<std::string> pinned_map_names();
+
 class Datapath {
 public:
     // Loads the programs; maps are reused from pin_path when pinned there, else created and pinned.

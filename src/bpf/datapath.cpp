@@ -25,6 +25,12 @@ struct LinkDeleter {
 };
 using Link = std::unique_ptr<struct bpf_link, LinkDeleter>;
 
+// The data path pins every map but the internal ones: .rodata knobs belong to one load, not to the pinned state.
+bool pinned(const struct bpf_map* map)
+{
+    return !bpf_map__is_internal(map);
+}
+
 bool path_exists(const std::string& path)
 {
     struct stat st {};
@@ -98,6 +104,19 @@ void check_pinned_abi(const std::string& info_path)
 
 } // namespace
 
+std::vector<std::string> pinned_map_names()
+{
+    SmdSkeleton skel;
+    std::vector<std::string> names;
+    struct bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj)
+    {
+        if (pinned(map))
+            names.push_back(bpf_map__name(map));
+    }
+    return names;
+}
+
 struct Datapath::Impl {
     SmdSkeleton skel;
     std::string pin_path;
@@ -130,7 +149,7 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
     struct bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
     {
-        if (bpf_map__is_internal(map)) // .rodata knobs belong to this load, not to the pinned state
+        if (!pinned(map))
             continue;
         std::string path = options.pin_path + "/" + bpf_map__name(map);
         if (int err = bpf_map__set_pin_path(map, path.c_str()))
