@@ -25,6 +25,14 @@ struct DatapathOptions {
 // in bpf/maps.bpf.h. Read from the skeleton, opened but not loaded (no privileges needed).
 std::vector<std::string> pinned_map_names();
 
+// A BPF helper that a program of the BPF object calls, with that program's type (enum bpf_prog_type and
+// enum bpf_func_id values). Read from the programs' instructions, so the doctor probes what the data path uses.
+struct HelperCall {
+    std::uint32_t program_type = 0;
+    std::int32_t helper = 0;
+};
+std::vector<HelperCall> helpers_called();
+
 class Datapath {
 public:
     // Loads the programs; maps are reused from pin_path when pinned there, else created and pinned.

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <set>
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/hints.hpp"
@@ -115,6 +116,26 @@ std::vector<std::string> pinned_map_names()
             names.push_back(bpf_map__name(map));
     }
     return names;
+}
+
+std::vector<HelperCall> helpers_called()
+{
+    SmdSkeleton skel;
+    std::vector<HelperCall> calls;
+    std::set<std::pair<std::uint32_t, std::int32_t>> seen;
+    struct bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj)
+    {
+        auto type = static_cast<std::uint32_t>(bpf_program__type(prog));
+        const struct bpf_insn* insns = bpf_program__insns(prog);
+        for (std::size_t i = 0; i < bpf_program__insn_cnt(prog); ++i) {
+            const auto& insn = insns[i];
+            bool helper_call = insn.code == (BPF_JMP | BPF_CALL) && insn.src_reg == 0; // not a subprogram or kfunc
+            if (helper_call && seen.insert({type, insn.imm}).second)
+                calls.push_back({type, insn.imm});
+        }
+    }
+    return calls;
 }
 
 struct Datapath::Impl {

@@ -3,15 +3,18 @@
 #include "sockmapd/doctor.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <fcntl.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -21,6 +24,7 @@
 #include "sockmapd/capabilities.hpp"
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/conflicts.hpp"
+#include "sockmapd/datapath.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/fd.hpp"
 #include "sockmapd/json_output.hpp"
@@ -123,6 +127,27 @@ void probe_conflicts(EnvironmentFacts& facts)
         if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && std::string(info.name) != "smd_sk_msg")
             facts.foreign_sk_msg.push_back(std::string(info.name) + " (id " + std::to_string(ids[i]) + ")");
     }
+}
+
+// bpf_<name> by helper number, from the kernel's own enum bpf_func_id (its BTF); empty without BTF.
+std::map<std::int32_t, std::string> kernel_helper_names()
+{
+    std::map<std::int32_t, std::string> names;
+    struct btf* btf = btf__load_vmlinux_btf();
+    if (!btf)
+        return names;
+    int id = btf__find_by_name_kind(btf, "bpf_func_id", BTF_KIND_ENUM);
+    if (id > 0) {
+        const struct btf_type* type = btf__type_by_id(btf, id);
+        const struct btf_enum* value = btf_enum(type);
+        for (int i = 0; i < btf_vlen(type); ++i, ++value) {
+            std::string name = btf__name_by_offset(btf, value->name_off);
+            if (name.rfind("BPF_FUNC_", 0) == 0)
+                names[value->val] = "bpf_" + name.substr(9);
+        }
+    }
+    btf__free(btf);
+    return names;
 }
 
 void add(DoctorReport& report, std::string name, CheckStatus status, std::string detail, std::string remedy = "")
@@ -286,21 +311,17 @@ void probe_kernel(EnvironmentFacts& facts)
                               MapProbe{BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"},
                               MapProbe{BPF_MAP_TYPE_ARRAY, "array"}})
         facts.map_types.emplace_back(name, libbpf_probe_bpf_map_type(type, nullptr) == 1);
-    // Every helper bpf/*.bpf.c calls, per program type.
-    struct HelperProbe { enum bpf_prog_type type; enum bpf_func_id helper; const char* name; };
-    for (auto [type, helper, name] : {
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_delete, "bpf_sk_storage_delete (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash (sk_msg)"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sk_msg)"},
-         })
-        facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
+    // Every helper the BPF object's programs call, per program type (read from the object, not listed here).
+    auto names = kernel_helper_names();
+    for (auto call : helpers_called()) {
+        auto type = static_cast<enum bpf_prog_type>(call.program_type);
+        int probed = libbpf_probe_bpf_helper(type, static_cast<enum bpf_func_id>(call.helper), nullptr);
+        if (probed == -EOPNOTSUPP) // tracing programs (the release iterator): libbpf cannot probe their helpers
+            continue;
+        auto name = names.count(call.helper) ? names[call.helper] : "helper " + std::to_string(call.helper);
+        const char* type_name = libbpf_bpf_prog_type_str(type);
+        facts.helpers.emplace_back(name + " (" + (type_name ? type_name : "?") + ")", probed == 1);
+    }
     facts.backpressure_missing = backpressure_unavailable();
     facts.fionread_missing = fionread_unavailable();
 }
