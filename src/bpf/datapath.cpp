@@ -13,6 +13,7 @@
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/hints.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/skeleton.hpp"
 #include "smd.skel.h"
 
@@ -40,17 +41,10 @@ bool path_exists(const std::string& path)
 
 struct bpf_map_info pinned_map_info(const std::string& path)
 {
-    int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
+    Fd fd = open_pin(path);
+    if (!fd)
         throw_errno(errno, "open pinned map " + path);
-    struct bpf_map_info info {};
-    std::uint32_t len = sizeof(info);
-    int err = bpf_obj_get_info_by_fd(fd, &info, &len);
-    int saved = errno;
-    ::close(fd);
-    if (err)
-        throw_errno(saved, "inspect pinned map " + path);
-    return info;
+    return map_info(fd.get(), "pinned map " + path);
 }
 
 // A pinned map libbpf could not reuse fails the load with a screen of warnings; say which one and why first.
@@ -90,13 +84,12 @@ void check_pinned_abi(const std::string& info_path)
 {
     if (!path_exists(info_path))
         return;
-    int fd = bpf_obj_get(info_path.c_str());
-    if (fd < 0)
+    Fd fd = open_pin(info_path);
+    if (!fd)
         throw_errno(errno, "open pinned map " + info_path);
     struct smd_info info {};
     std::uint32_t zero = 0;
-    int err = bpf_map_lookup_elem(fd, &zero, &info);
-    ::close(fd);
+    int err = bpf_map_lookup_elem(fd.get(), &zero, &info);
     if (err == 0 && info.abi != 0 && info.abi != SMD_ABI_VERSION)
         throw Error("maps pinned at " + std::filesystem::path(info_path).parent_path().string() +
                     " are from an incompatible sockmapd (ABI " + std::to_string(info.abi) + ", this is " +

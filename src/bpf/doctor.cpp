@@ -28,6 +28,7 @@
 #include "sockmapd/error.hpp"
 #include "sockmapd/fd.hpp"
 #include "sockmapd/json_output.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/pinned.hpp"
 
 namespace sockmapd {
@@ -64,19 +65,10 @@ std::string join(const std::vector<std::string>& items)
 // "name (id N)" of the programs attached (directly or inherited) to cgroup_fd at `type`.
 std::vector<std::pair<std::string, std::uint32_t>> attached_programs(int cgroup_fd, enum bpf_attach_type type)
 {
-    std::uint32_t ids[64] = {};
-    std::uint32_t count = 64;
     std::vector<std::pair<std::string, std::uint32_t>> programs;
-    if (bpf_prog_query(cgroup_fd, type, BPF_F_QUERY_EFFECTIVE, nullptr, ids, &count) != 0)
-        return programs;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
-        struct bpf_prog_info info {};
-        std::uint32_t len = sizeof(info);
-        std::string name = "?";
-        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0)
-            name = info.name;
-        programs.emplace_back(name, ids[i]);
+    for (std::uint32_t id : attached_program_ids(cgroup_fd, type, BPF_F_QUERY_EFFECTIVE)) {
+        auto prog = program_by_id(id);
+        programs.emplace_back(prog ? prog->name : "?", id);
     }
     return programs;
 }
@@ -113,19 +105,13 @@ void probe_conflicts(EnvironmentFacts& facts)
                 facts.cilium_programs.push_back(named(prog) + " on " + libbpf_bpf_attach_type_str(type));
 
     std::string sockhash_pin = facts.pin_path + "/smd_sockhash";
-    Fd sockhash(bpf_obj_get(sockhash_pin.c_str()));
+    Fd sockhash = open_pin(sockhash_pin);
     if (!sockhash)
         return;
-    std::uint32_t ids[8] = {};
-    std::uint32_t count = 8;
-    if (bpf_prog_query(sockhash.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) != 0)
-        return;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
-        struct bpf_prog_info info {};
-        std::uint32_t len = sizeof(info);
-        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && std::string(info.name) != "smd_sk_msg")
-            facts.foreign_sk_msg.push_back(std::string(info.name) + " (id " + std::to_string(ids[i]) + ")");
+    for (std::uint32_t id : attached_program_ids(sockhash.get(), BPF_SK_MSG_VERDICT)) {
+        auto prog = program_by_id(id);
+        if (prog && prog->name != "smd_sk_msg")
+            facts.foreign_sk_msg.push_back(prog->name + " (id " + std::to_string(id) + ")");
     }
 }
 
