@@ -79,7 +79,6 @@ public:
     // Keeps the pins: called once the daemon is up, so a later failure no longer removes them.
     void commit_pins();
 
-    int counters_fd() const;
     PolicyMapFds policy_maps() const;
 
 private:

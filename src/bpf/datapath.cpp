@@ -135,7 +135,6 @@ struct Datapath::Impl {
     SmdSkeleton skel;
     std::string pin_path;
     std::vector<struct bpf_map*> created_pins; // pinned by this process: unpinned again if start-up fails
-    bool sk_msg_attached = false;
     bool committed = false;
     Link sockops_link;
     Link release_link;
@@ -207,7 +206,6 @@ void Datapath::attach_sk_msg()
                               BPF_SK_MSG_VERDICT, 0);
     if (err)
         throw_errno(errno, "attach sk_msg program to smd_sockhash");
-    impl_->sk_msg_attached = true;
     spdlog::info("attached sk_msg program smd_sk_msg to map smd_sockhash");
 }
 
@@ -260,7 +258,7 @@ std::size_t Datapath::collect_stale_pairs()
 
 std::size_t Datapath::expire_hints(std::chrono::nanoseconds max_age)
 {
-    return sockmapd::expire_hints(bpf_map__fd(impl_->skel->maps.smd_hints), max_age);
+    return delete_old_hints(bpf_map__fd(impl_->skel->maps.smd_hints), max_age);
 }
 
 void Datapath::remember_inherited_pairs()
@@ -332,11 +330,6 @@ void Datapath::publish_info(const struct smd_info& info)
 void Datapath::commit_pins()
 {
     impl_->committed = true;
-}
-
-int Datapath::counters_fd() const
-{
-    return bpf_map__fd(impl_->skel->maps.smd_counters);
 }
 
 PolicyMapFds Datapath::policy_maps() const
