@@ -21,6 +21,18 @@ struct DatapathOptions {
     std::uint32_t max_hints = SMD_DEFAULT_MAX_HINTS;
 };
 
+// File names of the pinned maps under the pin path: every map of the BPF object but its .rodata/.bss, named as
+// in bpf/maps.bpf.h. Read from the skeleton, opened but not loaded (no privileges needed).
+std::vector<std::string> pinned_map_names();
+
+// A BPF helper that a program of the BPF object calls, with that program's type (enum bpf_prog_type and
+// enum bpf_func_id values). Read from the programs' instructions, so the doctor probes what the data path uses.
+struct HelperCall {
+    std::uint32_t program_type = 0;
+    std::int32_t helper = 0;
+};
+std::vector<HelperCall> helpers_called();
+
 class Datapath {
 public:
     // Loads the programs; maps are reused from pin_path when pinned there, else created and pinned.
@@ -67,7 +79,6 @@ public:
     // Keeps the pins: called once the daemon is up, so a later failure no longer removes them.
     void commit_pins();
 
-    int counters_fd() const;
     PolicyMapFds policy_maps() const;
 
 private:

@@ -24,7 +24,7 @@ std::vector<struct smd_hint_key> expired_hints(const std::vector<HintEntry>& ent
 
 // Deletes the hints older than max_age in batches; returns how many it deleted. A hint the data path deleted
 // meanwhile (its handshake completed) is skipped.
-std::size_t expire_hints(int hints_fd, std::chrono::nanoseconds max_age);
+std::size_t delete_old_hints(int hints_fd, std::chrono::nanoseconds max_age);
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns().
 std::uint64_t monotonic_ns();

@@ -13,12 +13,6 @@
 
 namespace sockmapd {
 
-// File names of the pinned maps under the pin path; they are the BPF map names.
-inline constexpr const char* kPinnedMaps[] = {
-    "smd_sockhash",    "smd_pairs",     "smd_hints",     "smd_sk_ctx",    "smd_counters",
-    "smd_info",        "smd_control",   "smd_pol_ctl",   "smd_pol_slots", "smd_pol_ports",
-    "smd_pol_uids",    "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_rules", "smd_pol_hits",  "smd_events"};
-
 struct ProgramInfo {
     std::uint32_t id = 0;
     std::string name;

@@ -9,14 +9,17 @@
 #include <string_view>
 #include <vector>
 
+#include "sockmapd/shared.h"
+
 namespace sockmapd {
 
-// Limits that keep the BPF side at fixed cost: rule matches are one 64-bit mask per selector kind.
-inline constexpr std::size_t kPolicyMaxRules = 64;
-inline constexpr std::size_t kPolicyMaxNameLength = 63;
-inline constexpr std::size_t kPolicyMaxUids = 1024;    // over all rules
-inline constexpr std::size_t kPolicyMaxCgroups = 1024; // over all rules
-inline constexpr std::size_t kPolicyMaxCidrs = 1024;   // over all rules
+// Limits that keep the BPF side at fixed cost: rule matches are one 64-bit mask per selector kind. They are
+// the sizes of the BPF maps, so they come from shared.h.
+inline constexpr std::size_t kPolicyMaxRules = SMD_POLICY_MAX_RULES;
+inline constexpr std::size_t kPolicyMaxNameLength = SMD_POLICY_NAME_MAX - 1; // NUL-terminated in smd_pol_rules
+inline constexpr std::size_t kPolicyMaxUids = SMD_POLICY_MAX_SELECTORS;    // over all rules
+inline constexpr std::size_t kPolicyMaxCgroups = SMD_POLICY_MAX_SELECTORS; // over all rules
+inline constexpr std::size_t kPolicyMaxCidrs = SMD_POLICY_MAX_SELECTORS;   // over all rules
 inline constexpr std::size_t kPolicyMaxFileBytes = 1 << 20;
 
 enum class PolicyAction { accelerate, bypass };

@@ -16,9 +16,6 @@ struct PreflightIssue {
 // Capabilities the daemon needs: CAP_SYS_ADMIN, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON.
 std::vector<PreflightIssue> check_privileges();
 
-// Whether this process has CAP_SYS_ADMIN (mounting bpffs needs it; the systemd unit leaves it out).
-bool has_cap_sys_admin();
-
 // A plan that mounts bpffs needs CAP_SYS_ADMIN: without it, say so before anything changes.
 std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan);
 

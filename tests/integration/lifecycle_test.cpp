@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "bpf_inventory.hpp"
+#include "sockmapd/datapath.hpp"
 #include "fixture.hpp"
 #include "poll_until.hpp"
 #include "split_command.hpp"
@@ -22,11 +24,13 @@ namespace smdtest {
 namespace {
 
 constexpr std::uint64_t kMiB = 1ull << 20;
-// Sorted, as directory_entries lists them.
-const std::vector<std::string> kPinnedMaps{"smd_control",   "smd_counters",  "smd_events", "smd_hints",       "smd_info",
-                                           "smd_pairs",     "smd_pol_cgroups", "smd_pol_cidrs", "smd_pol_ctl",
-                                           "smd_pol_hits",  "smd_pol_ports", "smd_pol_rules",   "smd_pol_slots",
-                                           "smd_pol_uids",  "smd_sk_ctx",    "smd_sockhash"};
+// Every map of the BPF object, sorted as directory_entries lists them.
+std::vector<std::string> pinned_maps()
+{
+    auto names = sockmapd::pinned_map_names();
+    std::sort(names.begin(), names.end());
+    return names;
+}
 
 struct Conn {
     Fd client;
@@ -478,7 +482,7 @@ TEST_F(Lifecycle, StoppedDaemonLeavesPinsAndStatusSaysNotRunning)
         EXPECT_EQ(cgroup_programs(cgroup_path()), std::vector<std::string>{"smd_sockops (cgroup_sock_ops)"});
         daemon().stop(sig);
 
-        EXPECT_EQ(directory_entries(daemon().pin_path()), kPinnedMaps);
+        EXPECT_EQ(directory_entries(daemon().pin_path()), pinned_maps());
         EXPECT_EQ(cgroup_programs(cgroup_path()), std::vector<std::string>{}) << "sock_ops left attached";
         auto text = run_split({sockmapctl_bin(), "status", "--pin-path", daemon().pin_path()});
         EXPECT_EQ(text.exit_code, 0) << text.err;

@@ -16,7 +16,7 @@
 #include "bpf_inventory.hpp"
 #include "fixture.hpp"
 #include "poll_until.hpp"
-#include "sockmapd/pinned.hpp"
+#include "sockmapd/datapath.hpp"
 #include "sockmapd/shared.h"
 #include "split_command.hpp"
 
@@ -226,7 +226,7 @@ TEST_F(Uninstall, RefusesAfterTimeoutWhileUnreadDataRemains)
     EXPECT_NE(refused.err.find("socket cookie " + std::to_string(server_cookie)), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find(": 256 KiB unread"), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find("pid " + std::to_string(::getpid())), std::string::npos) << refused.err;
-    EXPECT_EQ(directory_entries(daemon().pin_path()).size(), std::size(sockmapd::kPinnedMaps))
+    EXPECT_EQ(directory_entries(daemon().pin_path()).size(), sockmapd::pinned_map_names().size())
         << "a refused uninstall unpins nothing";
 
     ::shutdown(pair.client.get(), SHUT_WR);

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "sockmapd/fd.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/mountinfo.hpp"
 #include "sockmapd/shared.h"
 
@@ -34,26 +35,21 @@ std::uint64_t inode_of(const fs::path& dir)
 
 std::uint32_t map_id(int fd)
 {
-    struct bpf_map_info info {};
-    std::uint32_t len = sizeof(info);
-    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+    try {
+        return map_info(fd, "pinned smd_sockhash").id;
+    } catch (const std::exception&) {
+        return 0;
+    }
 }
 
 // Name and maps of a program; nothing when it cannot be opened (that takes CAP_SYS_ADMIN).
 void describe_program(CgroupProgram& program)
 {
-    Fd fd(bpf_prog_get_fd_by_id(program.id));
-    if (!fd)
+    auto prog = program_by_id(program.id);
+    if (!prog)
         return;
-    std::uint32_t map_ids[32] = {};
-    struct bpf_prog_info info {};
-    info.nr_map_ids = 32;
-    info.map_ids = reinterpret_cast<std::uint64_t>(map_ids);
-    std::uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
-        return;
-    program.name = info.name;
-    program.map_ids.assign(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 32));
+    program.name = prog->name;
+    program.map_ids = prog->map_ids;
 }
 
 bool is_sockmapd_name(const std::string& name)
@@ -116,17 +112,13 @@ std::vector<CgroupProgram> sock_ops_programs_up_from(const std::string& cgroup)
         dir = fs::path(cgroup).lexically_normal();
     while (on_cgroup2(dir)) {
         Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        std::uint32_t ids[64] = {};
-        std::uint32_t count = 64;
-        if (fd && bpf_prog_query(fd.get(), BPF_CGROUP_SOCK_OPS, 0, nullptr, ids, &count) == 0) {
-            for (std::uint32_t i = 0; i < count; ++i) {
-                CgroupProgram program;
-                program.cgroup = dir.string();
-                program.cgroup_id = inode_of(dir);
-                program.id = ids[i];
-                describe_program(program);
-                programs.push_back(std::move(program));
-            }
+        for (std::uint32_t id : fd ? attached_program_ids(fd.get(), BPF_CGROUP_SOCK_OPS) : std::vector<std::uint32_t>{}) {
+            CgroupProgram program;
+            program.cgroup = dir.string();
+            program.cgroup_id = inode_of(dir);
+            program.id = id;
+            describe_program(program);
+            programs.push_back(std::move(program));
         }
         if (!dir.has_parent_path() || dir.parent_path() == dir)
             break;
@@ -150,13 +142,13 @@ std::vector<PinnedInstance> pinned_instances()
                 it.disable_recursion_pending();
             if (it->path().filename() != "smd_sockhash")
                 continue;
-            Fd sockhash(bpf_obj_get(it->path().c_str()));
+            Fd sockhash = open_pin(it->path());
             if (!sockhash)
                 continue;
             PinnedInstance instance;
             instance.pin_path = it->path().parent_path().string();
             instance.sockhash_id = map_id(sockhash.get());
-            Fd info(bpf_obj_get((instance.pin_path + "/smd_info").c_str()));
+            Fd info = open_pin(instance.pin_path + "/smd_info");
             struct smd_info value {};
             std::uint32_t zero = 0;
             if (info && bpf_map_lookup_elem(info.get(), &zero, &value) == 0) {

@@ -27,6 +27,7 @@
 #include "sockmapd/human_units.hpp"
 #include "sockmapd/fd.hpp"
 #include "sockmapd/instance_lock.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/pinned.hpp"
 #include "sockmapd/shared.h"
 
@@ -210,11 +211,7 @@ bool program_exists(std::uint32_t id)
 
 std::uint32_t map_id(int fd)
 {
-    struct bpf_map_info info {};
-    std::uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-        throw_errno(errno, "inspect pinned map");
-    return info.id;
+    return map_info(fd, "pinned map").id;
 }
 
 void set_drain(int control_fd)
@@ -258,7 +255,7 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
     std::map<std::string, Fd> pins;
     for (const auto& entry : fs::directory_iterator(pin_path)) {
         std::string name = entry.path().filename().string();
-        Fd fd(bpf_obj_get(entry.path().c_str()));
+        Fd fd = open_pin(entry.path());
         if (!fd)
             throw Error(entry.path().string() + " is not a pinned BPF object; is " + pin_path +
                         " a sockmapd pin path? Nothing was changed");

@@ -727,7 +727,7 @@ TEST_F(Install, DebianPackageMatchesTheInstallLayout)
         GTEST_SKIP() << "not a Debian system: no dpkg-deb";
     // cpack first builds every target (its "preinstall" step), which inside a unit test run after a partial
     // build would be a full build. ctest runs this test a second time as Install.DebianPackage, with
-    // SMD_CHECK_PACKAGE=1, where the whole tree is built (tests/unit/CMakeLists.txt).
+    // SMD_CHECK_PACKAGE=1, where the whole tree is built (tests/packaging/CMakeLists.txt).
     if (!std::getenv("SMD_CHECK_PACKAGE"))
         GTEST_SKIP() << "set SMD_CHECK_PACKAGE=1 after building all targets (ctest does: Install.DebianPackage)";
     auto out = (dir_ / "package").string();

@@ -1,30 +1,15 @@
-// sockmapd --check / sockmapctl doctor: probe the node, judge the facts, print a report with a verdict.
-// Probing and judging are apart, so the verdict logic is unit-tested with made-up facts.
+// sockmapd --check / sockmapctl doctor: judge the facts, print a report with a verdict. Probing is apart
+// (doctor_probe.cpp), so the verdict logic is unit-tested with made-up facts.
 #include "sockmapd/doctor.hpp"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
-
-#include <fcntl.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "sockmapd/backpressure.hpp"
 #include "sockmapd/bpffs.hpp"
-#include "sockmapd/cgroup.hpp"
-#include "sockmapd/conflicts.hpp"
-#include "sockmapd/error.hpp"
-#include "sockmapd/fd.hpp"
 #include "sockmapd/json_output.hpp"
-#include "sockmapd/pinned.hpp"
-#include "sockmapd/preflight.hpp"
 
 namespace sockmapd {
 namespace {
@@ -55,74 +40,6 @@ std::string join(const std::vector<std::string>& items)
     for (const auto& item : items)
         out += (out.empty() ? "" : ", ") + item;
     return out;
-}
-
-// "name (id N)" of the programs attached (directly or inherited) to cgroup_fd at `type`.
-std::vector<std::pair<std::string, std::uint32_t>> attached_programs(int cgroup_fd, enum bpf_attach_type type)
-{
-    std::uint32_t ids[64] = {};
-    std::uint32_t count = 64;
-    std::vector<std::pair<std::string, std::uint32_t>> programs;
-    if (bpf_prog_query(cgroup_fd, type, BPF_F_QUERY_EFFECTIVE, nullptr, ids, &count) != 0)
-        return programs;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
-        struct bpf_prog_info info {};
-        std::uint32_t len = sizeof(info);
-        std::string name = "?";
-        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0)
-            name = info.name;
-        programs.emplace_back(name, ids[i]);
-    }
-    return programs;
-}
-
-std::string named(const std::pair<std::string, std::uint32_t>& prog)
-{
-    return prog.first + " (id " + std::to_string(prog.second) + ")";
-}
-
-// "name (id N)", plus where it is attached when that is above the cgroup sockmapd would use.
-std::string named(const SockOpsUser& user, const std::string& cgroup)
-{
-    const auto& p = user.program;
-    std::string text = p.name.value_or("?") + " (id " + std::to_string(p.id);
-    if (std::filesystem::path(p.cgroup).lexically_normal() != std::filesystem::path(cgroup).lexically_normal())
-        text += ", on " + p.cgroup;
-    return text + ")";
-}
-
-void probe_conflicts(EnvironmentFacts& facts)
-{
-    Fd cgroup(::open(facts.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!cgroup)
-        return;
-    auto sock_ops = find_sock_ops_conflicts(facts.cgroup, facts.pin_path);
-    for (const auto& user : sock_ops.sockmapd)
-        facts.other_sockmapd.push_back(describe_sock_ops_user(user));
-    for (const auto& user : sock_ops.others)
-        facts.foreign_sock_ops.push_back(named(user, facts.cgroup));
-    for (auto type : {BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP4_SENDMSG,
-                      BPF_CGROUP_UDP6_SENDMSG})
-        for (const auto& prog : attached_programs(cgroup.get(), type))
-            if (prog.first.rfind("cil_", 0) == 0)
-                facts.cilium_programs.push_back(named(prog) + " on " + libbpf_bpf_attach_type_str(type));
-
-    std::string sockhash_pin = facts.pin_path + "/smd_sockhash";
-    Fd sockhash(bpf_obj_get(sockhash_pin.c_str()));
-    if (!sockhash)
-        return;
-    std::uint32_t ids[8] = {};
-    std::uint32_t count = 8;
-    if (bpf_prog_query(sockhash.get(), BPF_SK_MSG_VERDICT, 0, nullptr, ids, &count) != 0)
-        return;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        Fd fd(bpf_prog_get_fd_by_id(ids[i]));
-        struct bpf_prog_info info {};
-        std::uint32_t len = sizeof(info);
-        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && std::string(info.name) != "smd_sk_msg")
-            facts.foreign_sk_msg.push_back(std::string(info.name) + " (id " + std::to_string(ids[i]) + ")");
-    }
 }
 
 void add(DoctorReport& report, std::string name, CheckStatus status, std::string detail, std::string remedy = "")
@@ -267,71 +184,6 @@ DoctorReport evaluate(const EnvironmentFacts& facts)
         add(report, "conflicts", CheckStatus::ok,
             "no other sockmapd, sock_ops, Cilium socket-LB or sk_msg programs on " + facts.cgroup + " or above it");
     return report;
-}
-
-void probe_kernel(EnvironmentFacts& facts)
-{
-    struct utsname uts {};
-    if (::uname(&uts) == 0)
-        facts.kernel_release = uts.release;
-    struct stat st {};
-    facts.btf = ::stat("/sys/kernel/btf/vmlinux", &st) == 0;
-
-    struct ProgProbe { enum bpf_prog_type type; const char* name; };
-    for (auto [type, name] : {ProgProbe{BPF_PROG_TYPE_SOCK_OPS, "sock_ops"}, ProgProbe{BPF_PROG_TYPE_SK_MSG, "sk_msg"}})
-        facts.program_types.emplace_back(name, libbpf_probe_bpf_prog_type(type, nullptr) == 1);
-    struct MapProbe { enum bpf_map_type type; const char* name; };
-    for (auto [type, name] : {MapProbe{BPF_MAP_TYPE_SOCKHASH, "sockhash"}, MapProbe{BPF_MAP_TYPE_SK_STORAGE, "sk_storage"},
-                              MapProbe{BPF_MAP_TYPE_HASH, "hash"},
-                              MapProbe{BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"},
-                              MapProbe{BPF_MAP_TYPE_ARRAY, "array"}})
-        facts.map_types.emplace_back(name, libbpf_probe_bpf_map_type(type, nullptr) == 1);
-    // Every helper bpf/*.bpf.c calls, per program type.
-    struct HelperProbe { enum bpf_prog_type type; enum bpf_func_id helper; const char* name; };
-    for (auto [type, helper, name] : {
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_delete, "bpf_sk_storage_delete (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock (sock_ops)"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash (sk_msg)"},
-             HelperProbe{BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get (sk_msg)"},
-         })
-        facts.helpers.emplace_back(name, libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
-    facts.backpressure_missing = backpressure_unavailable();
-    facts.fionread_missing = fionread_unavailable();
-}
-
-EnvironmentFacts probe_environment(const std::string& cgroup, const std::string& pin_path)
-{
-    EnvironmentFacts facts;
-    probe_kernel(facts);
-    try {
-        facts.cgroup2_mount = detect_cgroup2_root();
-    } catch (const std::exception&) {
-    }
-    facts.cgroup = cgroup.empty() ? facts.cgroup2_mount : cgroup;
-    try {
-        validate_cgroup_dir(facts.cgroup);
-    } catch (const std::exception& e) {
-        facts.cgroup_error = e.what();
-    }
-    facts.pin_path = pin_path;
-    try {
-        facts.bpffs_mount_needed = plan_pin_path(pin_path).mount_bpffs;
-    } catch (const std::exception& e) {
-        facts.bpffs_error = e.what();
-    }
-    facts.cap_sys_admin = has_cap_sys_admin();
-    auto privileges = check_privileges();
-    if (!privileges.empty())
-        facts.privileges_error = privileges.front().what;
-    if (facts.cgroup_error.empty())
-        probe_conflicts(facts);
-    return facts;
 }
 
 std::string format_doctor_text(const DoctorReport& report)

@@ -9,9 +9,11 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <set>
 
 #include "sockmapd/error.hpp"
 #include "sockmapd/hints.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/skeleton.hpp"
 #include "smd.skel.h"
 
@@ -25,6 +27,12 @@ struct LinkDeleter {
 };
 using Link = std::unique_ptr<struct bpf_link, LinkDeleter>;
 
+// The data path pins every map but the internal ones: .rodata knobs belong to one load, not to the pinned state.
+bool pinned(const struct bpf_map* map)
+{
+    return !bpf_map__is_internal(map);
+}
+
 bool path_exists(const std::string& path)
 {
     struct stat st {};
@@ -33,17 +41,10 @@ bool path_exists(const std::string& path)
 
 struct bpf_map_info pinned_map_info(const std::string& path)
 {
-    int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
+    Fd fd = open_pin(path);
+    if (!fd)
         throw_errno(errno, "open pinned map " + path);
-    struct bpf_map_info info {};
-    std::uint32_t len = sizeof(info);
-    int err = bpf_obj_get_info_by_fd(fd, &info, &len);
-    int saved = errno;
-    ::close(fd);
-    if (err)
-        throw_errno(saved, "inspect pinned map " + path);
-    return info;
+    return map_info(fd.get(), "pinned map " + path);
 }
 
 // A pinned map libbpf could not reuse fails the load with a screen of warnings; say which one and why first.
@@ -83,13 +84,12 @@ void check_pinned_abi(const std::string& info_path)
 {
     if (!path_exists(info_path))
         return;
-    int fd = bpf_obj_get(info_path.c_str());
-    if (fd < 0)
+    Fd fd = open_pin(info_path);
+    if (!fd)
         throw_errno(errno, "open pinned map " + info_path);
     struct smd_info info {};
     std::uint32_t zero = 0;
-    int err = bpf_map_lookup_elem(fd, &zero, &info);
-    ::close(fd);
+    int err = bpf_map_lookup_elem(fd.get(), &zero, &info);
     if (err == 0 && info.abi != 0 && info.abi != SMD_ABI_VERSION)
         throw Error("maps pinned at " + std::filesystem::path(info_path).parent_path().string() +
                     " are from an incompatible sockmapd (ABI " + std::to_string(info.abi) + ", this is " +
@@ -98,11 +98,43 @@ void check_pinned_abi(const std::string& info_path)
 
 } // namespace
 
+std::vector<std::string> pinned_map_names()
+{
+    SmdSkeleton skel;
+    std::vector<std::string> names;
+    struct bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj)
+    {
+        if (pinned(map))
+            names.push_back(bpf_map__name(map));
+    }
+    return names;
+}
+
+std::vector<HelperCall> helpers_called()
+{
+    SmdSkeleton skel;
+    std::vector<HelperCall> calls;
+    std::set<std::pair<std::uint32_t, std::int32_t>> seen;
+    struct bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj)
+    {
+        auto type = static_cast<std::uint32_t>(bpf_program__type(prog));
+        const struct bpf_insn* insns = bpf_program__insns(prog);
+        for (std::size_t i = 0; i < bpf_program__insn_cnt(prog); ++i) {
+            const auto& insn = insns[i];
+            bool helper_call = insn.code == (BPF_JMP | BPF_CALL) && insn.src_reg == 0; // not a subprogram or kfunc
+            if (helper_call && seen.insert({type, insn.imm}).second)
+                calls.push_back({type, insn.imm});
+        }
+    }
+    return calls;
+}
+
 struct Datapath::Impl {
     SmdSkeleton skel;
     std::string pin_path;
     std::vector<struct bpf_map*> created_pins; // pinned by this process: unpinned again if start-up fails
-    bool sk_msg_attached = false;
     bool committed = false;
     Link sockops_link;
     Link release_link;
@@ -130,7 +162,7 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
     struct bpf_map* map;
     bpf_object__for_each_map(map, skel->obj)
     {
-        if (bpf_map__is_internal(map)) // .rodata knobs belong to this load, not to the pinned state
+        if (!pinned(map))
             continue;
         std::string path = options.pin_path + "/" + bpf_map__name(map);
         if (int err = bpf_map__set_pin_path(map, path.c_str()))
@@ -174,7 +206,6 @@ void Datapath::attach_sk_msg()
                               BPF_SK_MSG_VERDICT, 0);
     if (err)
         throw_errno(errno, "attach sk_msg program to smd_sockhash");
-    impl_->sk_msg_attached = true;
     spdlog::info("attached sk_msg program smd_sk_msg to map smd_sockhash");
 }
 
@@ -227,7 +258,7 @@ std::size_t Datapath::collect_stale_pairs()
 
 std::size_t Datapath::expire_hints(std::chrono::nanoseconds max_age)
 {
-    return sockmapd::expire_hints(bpf_map__fd(impl_->skel->maps.smd_hints), max_age);
+    return delete_old_hints(bpf_map__fd(impl_->skel->maps.smd_hints), max_age);
 }
 
 void Datapath::remember_inherited_pairs()
@@ -299,11 +330,6 @@ void Datapath::publish_info(const struct smd_info& info)
 void Datapath::commit_pins()
 {
     impl_->committed = true;
-}
-
-int Datapath::counters_fd() const
-{
-    return bpf_map__fd(impl_->skel->maps.smd_counters);
 }
 
 PolicyMapFds Datapath::policy_maps() const

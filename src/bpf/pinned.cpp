@@ -20,19 +20,11 @@
 #include "sockmapd/hints.hpp"
 #include "sockmapd/human_units.hpp"
 #include "sockmapd/json_output.hpp"
+#include "sockmapd/kernel_object.hpp"
 #include "sockmapd/pinned_map.hpp"
 
 namespace sockmapd {
 namespace {
-
-struct bpf_map_info map_info(int fd)
-{
-    struct bpf_map_info info {};
-    std::uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-        throw_errno(errno, "inspect map");
-    return info;
-}
 
 // Visits every key of a hash map; deleted-while-iterating keys may be skipped, which is fine for counts.
 template <typename Key, typename Visit>
@@ -85,21 +77,11 @@ std::vector<ProgramInfo> programs_using(std::uint32_t map_id)
     std::vector<ProgramInfo> programs;
     std::uint32_t id = 0;
     while (bpf_prog_get_next_id(id, &id) == 0) {
-        int fd = bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
+        auto prog = program_by_id(id);
+        if (!prog || std::find(prog->map_ids.begin(), prog->map_ids.end(), map_id) == prog->map_ids.end())
             continue;
-        std::uint32_t map_ids[16] = {};
-        struct bpf_prog_info info {};
-        info.nr_map_ids = 16;
-        info.map_ids = reinterpret_cast<std::uint64_t>(map_ids);
-        std::uint32_t len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-            std::find(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 16), map_id) !=
-                map_ids + std::min<std::uint32_t>(info.nr_map_ids, 16)) {
-            const char* type = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(info.type));
-            programs.push_back({info.id, info.name, type ? type : "unknown", info.run_cnt, info.run_time_ns});
-        }
-        ::close(fd);
+        const char* type = libbpf_bpf_prog_type_str(prog->type);
+        programs.push_back({prog->id, prog->name, type ? type : "unknown", prog->run_count, prog->run_time_ns});
     }
     return programs;
 }
@@ -112,14 +94,14 @@ PinnedDatapath::PinnedDatapath(const std::string& pin_path)
       counters_(open_pinned_map(pin_path, "smd_counters")),
       info_(open_pinned_map(pin_path, "smd_info")),
       sk_ctx_(open_pinned_map(pin_path, "smd_sk_ctx")),
-      control_(bpf_obj_get((pin_path + "/smd_control").c_str()))
+      control_(open_pin(pin_path + "/smd_control"))
 {
-    sk_ctx_id_ = map_info(sk_ctx_.get()).id;
-    auto sockhash_info = map_info(sockhash_.get());
+    sk_ctx_id_ = map_info(sk_ctx_.get(), "smd_sk_ctx").id;
+    auto sockhash_info = map_info(sockhash_.get(), "smd_sockhash");
     sockhash_id_ = sockhash_info.id;
     capacities_ = {.sockhash = sockhash_info.max_entries,
-                   .pairs = map_info(pairs_.get()).max_entries,
-                   .hints = map_info(hints_.get()).max_entries};
+                   .pairs = map_info(pairs_.get(), "smd_pairs").max_entries,
+                   .hints = map_info(hints_.get(), "smd_hints").max_entries};
 }
 
 struct smd_info PinnedDatapath::info() const

@@ -36,7 +36,7 @@ std::vector<struct smd_hint_key> expired_hints(const std::vector<HintEntry>& ent
     return expired;
 }
 
-std::size_t expire_hints(int hints_fd, std::chrono::nanoseconds max_age)
+std::size_t delete_old_hints(int hints_fd, std::chrono::nanoseconds max_age)
 {
     std::uint64_t now = monotonic_ns(); // before the read: a hint recorded during it is never too old
     auto expired = expired_hints(read_hints(hints_fd), now, max_age);

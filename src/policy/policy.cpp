@@ -1,106 +1,35 @@
-// The acceleration policy file: YAML in, a validated Policy out, every error one line with file:line:column.
+// The acceleration policy's YAML: text in, a validated Policy out, every error one line with file:line:column.
 #include "sockmapd/policy.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
-
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cerrno>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 
-#include "sockmapd/error.hpp"
-#include "sockmapd/fd.hpp"
+#include "policy_text.hpp"
 
 namespace sockmapd {
 namespace {
 
+using policy_text::join;
+using policy_text::shown;
+using policy_text::suggestion;
+
 constexpr std::uint32_t kMaxUid = 4294967294u; // (uid_t)-1 is the kernel's "no uid"
 constexpr std::size_t kMaxCgroupPathLength = 4095;
-constexpr std::size_t kShownLength = 60;
 
 const std::vector<std::string> kTopLevelKeys{"default", "rules"};
 const std::vector<std::string> kRuleKeys{"name", "action", "uid", "cgroup", "ports", "cidrs"};
 const char* const kNameExpectation = "1-63 characters of A-Z a-z 0-9 _ . -";
 const char* const kPortExpectation = "a port 1..65535 or a range \"A-B\" with A <= B, e.g. \"8000-8999\"";
 const char* const kCidrExpectation = "an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8, or a bare address";
-
-// User text inside a message: quoted, control characters escaped and long values cut, so that the error
-// stays one readable line whatever the file holds.
-std::string shown(std::string_view text)
-{
-    std::string out = "'";
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (i == kShownLength) {
-            out += "...";
-            break;
-        }
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c < 0x20 || c == 0x7f) {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "'";
-}
-
-std::string join(const std::vector<std::string>& words, const char* separator)
-{
-    std::string text;
-    for (const auto& word : words)
-        text += (text.empty() ? "" : separator) + word;
-    return text;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b)
-{
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j)
-        row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
-// " -- did you mean 'uid'?" when one known key is obviously meant (a typo, a plural), else "".
-std::string suggestion(std::string_view key, const std::vector<std::string>& known)
-{
-    std::string lowered(key);
-    std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
-    const std::string* best = nullptr;
-    std::size_t best_distance = 3;
-    for (const auto& candidate : known) {
-        auto distance = edit_distance(lowered, candidate);
-        if (distance < best_distance && distance < candidate.size()) {
-            best = &candidate;
-            best_distance = distance;
-        }
-    }
-    return best ? " -- did you mean '" + *best + "'?" : "";
-}
 
 std::string location(const std::string& file, const YAML::Mark& mark)
 {
@@ -591,34 +520,6 @@ private:
     std::set<std::pair<std::array<std::uint8_t, 16>, unsigned>> cidrs_;
 };
 
-std::string sha256_hex(std::string_view bytes)
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1)
-        throw PolicyError("SHA-256 of the policy file failed (OpenSSL EVP_Digest)");
-    static const char hex[] = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) {
-        text += hex[digest[i] >> 4];
-        text += hex[digest[i] & 15];
-    }
-    return text;
-}
-
-std::string file_type(mode_t mode)
-{
-    if (S_ISDIR(mode))
-        return "a directory";
-    if (S_ISFIFO(mode))
-        return "a FIFO";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    if (S_ISCHR(mode) || S_ISBLK(mode))
-        return "a device";
-    return "not a regular file";
-}
-
 } // namespace
 
 std::string_view action_name(PolicyAction action)
@@ -634,126 +535,6 @@ Policy default_policy()
 Policy parse_policy(std::string_view text, const std::string& file)
 {
     return PolicyParser(file).parse(text);
-}
-
-Policy load_policy_file(const std::string& path)
-{
-    auto refuse = [&](const std::string& what) -> PolicyError { return PolicyError(path + ": " + what); };
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        int err = errno;
-        struct stat link {};
-        if (err == ENOENT && ::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
-            throw refuse("a symlink to a file that does not exist; pass a policy file that exists");
-        if (err == ENOENT)
-            throw refuse("no such file; pass the path of an existing policy file");
-        throw refuse("cannot stat: " + errno_name(err) + "; pass a readable policy file");
-    }
-    // O_NONBLOCK: a FIFO put in the file's place must not hang the daemon; fstat decides on what was opened.
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-    if (!fd) {
-        int err = errno;
-        if (err == ENOENT)
-            throw refuse("the file disappeared while being read; pass a policy file that exists");
-        throw refuse("cannot open: " + errno_name(err) + "; make the file readable by sockmapd");
-    }
-    if (::fstat(fd.get(), &st) != 0)
-        throw refuse("cannot stat: " + errno_name(errno));
-    if (!S_ISREG(st.st_mode))
-        throw refuse(file_type(st.st_mode) + ", not a regular file; pass a policy file");
-    if (st.st_mode & S_IWOTH)
-        throw PolicyError(path + " is world-writable, so anyone could change what is accelerated; chmod o-w " +
-                          path);
-    if (static_cast<std::uint64_t>(st.st_size) > kPolicyMaxFileBytes)
-        throw refuse("the file is " + std::to_string(st.st_size) + " bytes; a policy file has at most " +
-                     std::to_string(kPolicyMaxFileBytes) + " bytes");
-
-    std::string bytes;
-    char buffer[65536];
-    for (;;) {
-        auto n = ::read(fd.get(), buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            throw refuse("cannot read: " + errno_name(errno));
-        if (n == 0)
-            break;
-        bytes.append(buffer, static_cast<std::size_t>(n));
-        if (bytes.size() > kPolicyMaxFileBytes)
-            throw refuse("the file grew past " + std::to_string(kPolicyMaxFileBytes) + " bytes while being read");
-    }
-    auto policy = parse_policy(bytes, path);
-    policy.source = path;
-    policy.sha256 = sha256_hex(bytes);
-    return policy;
-}
-
-std::vector<std::uint64_t> resolve_cgroup_ids(const Policy& policy, const PolicyRule& rule,
-                                              const std::string& cgroup2_root)
-{
-    std::vector<std::uint64_t> ids;
-    std::string root = cgroup2_root;
-    while (root.size() > 1 && root.back() == '/')
-        root.pop_back();
-    for (const auto& selector : rule.cgroups) {
-        auto where = policy.source.empty() ? std::string("policy") : policy.source;
-        if (selector.position.line > 0)
-            where += ":" + std::to_string(selector.position.line) + ":" + std::to_string(selector.position.column);
-        auto full = selector.path == "/" ? root : (root == "/" ? "" : root) + selector.path;
-        auto refuse = [&](const std::string& what) {
-            return PolicyError(where + ": cgroup " + selector.path + " of rule " + rule.name + ": " + full + " " + what);
-        };
-        struct stat st {};
-        if (::stat(full.c_str(), &st) != 0) {
-            int err = errno;
-            std::string hint = "; expected a cgroup that exists below the cgroup v2 mount " + root;
-            if (root != "/" && (selector.path == root || selector.path.rfind(root + "/", 0) == 0))
-                hint = "; write the path without the mount point " + root + ": " +
-                       (selector.path == root ? std::string("/") : selector.path.substr(root.size()));
-            throw refuse(err == ENOENT ? "does not exist" + hint : "cannot be read: " + errno_name(err) + hint);
-        }
-        if (!S_ISDIR(st.st_mode))
-            throw refuse("is not a directory; expected a cgroup v2 directory");
-        struct statfs fs {};
-        if (::statfs(full.c_str(), &fs) != 0)
-            throw refuse("cannot be read: " + errno_name(errno));
-        if (fs.f_type != CGROUP2_SUPER_MAGIC)
-            throw refuse("is not on a cgroup v2 filesystem; expected a directory below " + root);
-        ids.push_back(st.st_ino);
-    }
-    return ids;
-}
-
-std::string describe_selectors(const PolicyRule& rule)
-{
-    std::vector<std::string> parts;
-    if (!rule.uids.empty()) {
-        std::vector<std::string> uids;
-        for (auto uid : rule.uids)
-            uids.push_back(std::to_string(uid));
-        parts.push_back("uid=" + join(uids, ","));
-    }
-    if (!rule.cgroups.empty()) {
-        std::vector<std::string> paths;
-        for (const auto& cgroup : rule.cgroups)
-            paths.push_back(cgroup.path);
-        parts.push_back("cgroup=" + join(paths, ","));
-    }
-    if (!rule.ports.empty()) {
-        std::vector<std::string> ports;
-        for (const auto& range : rule.ports)
-            ports.push_back(range.first == range.last
-                                ? std::to_string(range.first)
-                                : std::to_string(range.first) + "-" + std::to_string(range.last));
-        parts.push_back("ports=" + join(ports, ","));
-    }
-    if (!rule.cidrs.empty()) {
-        std::vector<std::string> cidrs;
-        for (const auto& cidr : rule.cidrs)
-            cidrs.push_back(cidr.text);
-        parts.push_back("cidrs=" + join(cidrs, ","));
-    }
-    return parts.empty() ? "any" : join(parts, " ");
 }
 
 } // namespace sockmapd

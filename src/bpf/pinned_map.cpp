@@ -6,20 +6,21 @@
 #include <cerrno>
 
 #include "sockmapd/error.hpp"
+#include "sockmapd/kernel_object.hpp"
 
 namespace sockmapd {
 
 Fd open_pinned_map(const std::string& pin_path, const char* name)
 {
     std::string path = pin_path + "/" + name;
-    int fd = bpf_obj_get(path.c_str());
-    if (fd < 0) {
+    Fd fd = open_pin(path);
+    if (!fd) {
         int err = errno;
         if (err == ENOENT)
             throw Error("nothing pinned at " + path + "; is sockmapd installed with --pin-path " + pin_path + "?");
         throw_errno(err, "open pinned map " + path);
     }
-    return Fd(fd);
+    return fd;
 }
 
 } // namespace sockmapd

@@ -66,7 +66,7 @@ std::chrono::milliseconds hint_sweep_period(std::chrono::seconds max_age)
                                                  kHousekeepingPeriod);
 }
 
-void expire_hints(Datapath& datapath, MetricsSource& metrics, std::chrono::seconds max_age)
+void expire_hints_and_count(Datapath& datapath, MetricsSource& metrics, std::chrono::seconds max_age)
 {
     try {
         auto start = std::chrono::steady_clock::now();
@@ -144,7 +144,7 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
             next_inherited_check = Clock::now() + kInheritedPairsPeriod;
         }
         if (Clock::now() >= next_hint_sweep) {
-            expire_hints(datapath, metrics, hint_max_age);
+            expire_hints_and_count(datapath, metrics, hint_max_age);
             next_hint_sweep = Clock::now() + hint_period;
         }
         if (Clock::now() >= next_housekeeping) {
@@ -261,7 +261,7 @@ void run_daemon(const DaemonConfig& config)
         lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets, .max_hints = config.max_hints});
     datapath.collect_stale_pairs();
-    expire_hints(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
+    expire_hints_and_count(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();
     datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max());
