@@ -68,6 +68,8 @@ struct sock {
 /* Sequence numbers count TCP bytes only: redirected data never enters the TCP write or receive queue. */
 struct tcp_sock {
 	__u32 rcv_nxt;    /* receiver: next TCP byte expected; rcv_nxt != copied_seq: TCP bytes wait unread */
+	__u32 rcv_wup;    /* receiver: rcv_nxt when the window was last advertised */
+	__u32 rcv_wnd;    /* receiver: the window advertised then; the sender may send up to rcv_wup + rcv_wnd */
 	__u32 copied_seq; /* receiver: next TCP byte the application will read */
 	__u32 write_seq;  /* sender: next TCP byte the application will write */
 } __attribute__((preserve_access_index));
