@@ -91,9 +91,16 @@ struct sk_psock {
 } __attribute__((preserve_access_index));
 
 struct sock_common;
+struct seq_file;
+
+/* What an iterator program writes its output to (bpf_seq_write), read by user space from the iterator's fd. */
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
 
 /* The context of an iter/tcp program: one TCP socket of the iterator's network namespace, locked. */
 struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
 	struct sock_common *sk_common;
 } __attribute__((preserve_access_index));
 

@@ -63,7 +63,9 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_sockets_inserted_total", "Sockets put into the sockhash, both roles."},
     {"sockmapd_redirected_messages_total", "sk_msg verdicts that redirected a send to the peer socket."},
     {"sockmapd_redirected_bytes_total", "Bytes in redirected messages, counted at verdict time."},
-    {"sockmapd_fallback_messages_total", "Messages of sockets in the sockhash passed to TCP, by reason."},
+    {"sockmapd_fallback_messages_total",
+     "Messages of sockets in the sockhash passed to TCP, by reason; reason=\"backpressure\" counts the directions "
+     "moved to TCP for memory (queue cap, memory cgroup), one message each."},
     {"sockmapd_fallback_bytes_total", "Bytes in messages passed to TCP, all reasons."},
     {"sockmapd_insert_failures_total", "Sockets that could not be paired, by reason."},
     {"sockmapd_syn_hints_total", "SYNs seen by listeners in scope (hints recorded)."},
@@ -200,6 +202,20 @@ std::string render_metrics(const MetricsSnapshot& s)
                "SYN hints in smd_hints now: handshakes in flight, and hints of handshakes that never completed until "
                "they age out.");
     out.sample("sockmapd_hints", {}, s.fill.hints);
+    if (s.queued) {
+        out.family("sockmapd_queued_bytes", "gauge",
+                   "Bytes redirected into sockets of smd_sockhash that their readers have not read yet, all sockets "
+                   "together; read from each socket's redirect queue under its lock at scrape time.");
+        out.sample("sockmapd_queued_bytes", {}, s.queued->total);
+        out.family("sockmapd_queued_bytes_largest", "gauge", "The most one socket's redirect queue holds now.");
+        out.sample("sockmapd_queued_bytes_largest", {}, s.queued->largest);
+        out.family("sockmapd_queued_sockets", "gauge", "Sockets whose redirect queue is not empty now.");
+        out.sample("sockmapd_queued_sockets", {}, s.queued->sockets);
+        out.family("sockmapd_queued_netns_unreachable", "gauge",
+                   "Network namespaces with sockets in smd_sockhash that the scrape could not enter: their queues are "
+                   "missing from sockmapd_queued_*.");
+        out.sample("sockmapd_queued_netns_unreachable", {}, s.queued->unreachable_netns);
+    }
 
     for (const auto& family : kCounterFamilies) {
         out.family(family.name, "counter", family.help);
@@ -250,9 +266,16 @@ void MetricsSource::datapath_up(const std::string& pin_path)
 {
     auto pins = std::make_unique<PinnedDatapath>(pin_path);
     auto policy = std::make_unique<PinnedPolicy>(pin_path);
+    std::unique_ptr<QueueMeter> meter;
+    try {
+        meter = std::make_unique<QueueMeter>(pin_path);
+    } catch (const Error& e) {
+        spdlog::warn("/metrics will not report queued bytes: {}", e.what());
+    }
     std::lock_guard lock(mutex_);
     pins_ = std::move(pins);
     policy_ = std::move(policy);
+    queue_meter_ = std::move(meter);
 }
 
 void MetricsSource::datapath_down()
@@ -260,6 +283,7 @@ void MetricsSource::datapath_down()
     std::lock_guard lock(mutex_);
     pins_.reset();
     policy_.reset();
+    queue_meter_.reset();
 }
 
 void MetricsSource::count_policy_reload_error()
@@ -332,6 +356,13 @@ std::optional<std::string> MetricsSource::scrape() const
     snapshot.policy = policy_->read();
     snapshot.policy_reload_errors = policy_reload_errors_;
     snapshot.hints_expired = hints_expired_;
+    if (queue_meter_) {
+        try {
+            snapshot.queued = queue_meter_->measure(snapshot.fill.netns_cookies);
+        } catch (const Error& e) {
+            spdlog::warn("cannot measure queued bytes for /metrics: {}", e.what());
+        }
+    }
     snapshot.scrape_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return render_metrics(snapshot);
 }

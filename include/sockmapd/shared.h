@@ -118,6 +118,14 @@ struct smd_sock_ctx {
 	__u64 read_at_growth;   /* bytes the receiver had read of this direction when queue_cap last grew */
 };
 
+/*
+ * One record of the smd_queued iterator (bpf/queued.bpf.c): a socket in the sockhash whose redirect queue holds
+ * bytes its reader has not read. Not a map value: read by user space from the iterator, never pinned.
+ */
+struct smd_queued_record {
+	__u64 queued_bytes; /* the socket's psock msg_tot_len, read under its lock */
+};
+
 /* Per-CPU counters, indexes into smd_counters.value[]. Keep names in counters.cpp in the same order. */
 enum smd_counter {
 	SMD_CTR_SYN_HINTS = 0,         /* SYNs seen by listeners in scope */
