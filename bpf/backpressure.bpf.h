@@ -183,6 +183,37 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
 }
 
 /*
+ * The address of the node's TCP memory pressure flag, from a socket's protocol: &tcp_memory_pressure for every TCP
+ * socket, also through tcp_bpf's copies of tcp_prot. The kernel sets it when TCP's memory passes tcp_mem's second
+ * value and clears it below the first. vmlinux BTF describes no global variable that is not per-CPU, so there is
+ * no typed ksym for it: sock_ops reads the address once per socket (a cold path) and sk_msg reads the flag.
+ */
+static __always_inline __u64 smd_tcp_pressure_address(__u64 sk_addr)
+{
+	if (!sk_addr || !bpf_core_field_exists(struct proto, memory_pressure))
+		return 0;
+	return (__u64)smd_sock_at(sk_addr)->__sk_common.skc_prot->memory_pressure;
+}
+
+/*
+ * Whether the node is under TCP memory pressure. There TCP clamps windows and prunes queues, but a redirect is
+ * charged below the hard limit whatever the pressure (the receiver's sk_rmem_alloc stays under tcp_rmem's minimum
+ * for __sk_mem_raise_allocated() as long as its TCP queue is empty) and, above the hard limit, fails the sender's
+ * send() with ENOMEM where TCP would drop and retransmit unseen. So under pressure every direction leaves at its
+ * next send, before the node reaches the hard limit: one load per message, of a word that changes only when the
+ * pressure starts or ends.
+ */
+static __always_inline bool smd_tcp_memory_pressure(const struct smd_sock_ctx *ctx)
+{
+	struct cpumask *flag;
+
+	if (!ctx->tcp_pressure_at)
+		return false;
+	flag = bpf_rdonly_cast((void *)ctx->tcp_pressure_at, bpf_core_type_id_kernel(struct cpumask));
+	return flag->bits[0] != 0;
+}
+
+/*
  * Whether the receiver's memory cgroup would refuse `size` more redirected bytes. A redirect is charged to the
  * receiver's memory cgroup at once, and a refused charge fails the sender's send() with ENOMEM (tcp_bpf_sendmsg()
  * returns what bpf_tcp_ingress() got from __sk_rmem_schedule(); tcp_sendmsg() would have waited instead). With a

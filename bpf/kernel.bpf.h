@@ -54,7 +54,25 @@ struct mem_cgroup {
 	_Bool tcpmem_active; /* a v1 kmem.tcp limit was ever set: sockets of this cgroup are charged to tcpmem */
 } __attribute__((preserve_access_index));
 
+/* The protocol's operations and accounting; for TCP, tcp_prot (or tcp_bpf's copy of it while in a sockmap). */
+struct proto {
+	unsigned long *memory_pressure; /* &tcp_memory_pressure: non-zero while the node is under tcp_mem pressure */
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	struct proto *skc_prot; /* sk->sk_prot */
+} __attribute__((preserve_access_index));
+
+/*
+ * Any kernel struct whose first member is an unsigned long: bpf_rdonly_cast() needs a struct type to read a word
+ * of kernel memory, and a load through a pointer to a plain integer member verifies only from 6.17 on.
+ */
+struct cpumask {
+	unsigned long bits[1];
+} __attribute__((preserve_access_index));
+
 struct sock {
+	struct sock_common __sk_common;
 	struct sock_cgroup_data sk_cgrp_data;
 	int sk_rcvbuf;          /* receive buffer: what TCP lets a reader that does not read hold back */
 	int sk_rcvlowat;        /* SO_RCVLOWAT: written back unchanged to wake a released socket's reader */
@@ -90,7 +108,6 @@ struct sk_psock {
 	} refcnt; /* 1 while the socket is in one map and idle; every sendmsg and recvmsg holds one more */
 } __attribute__((preserve_access_index));
 
-struct sock_common;
 struct seq_file;
 
 /* What an iterator program writes its output to (bpf_seq_write), read by user space from the iterator's fd. */

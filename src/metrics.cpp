@@ -48,6 +48,8 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_skipped_blocking_total", nullptr},        // SMD_CTR_SKIPPED_BLOCKING
     {"sockmapd_sockets_released_total", nullptr},        // SMD_CTR_SOCKETS_RELEASED
     {"sockmapd_release_wakeups_total", nullptr},         // SMD_CTR_RELEASE_WAKEUPS
+    {"sockmapd_left_redirect_total", "memcg"},           // SMD_CTR_LEFT_MEMCG
+    {"sockmapd_left_redirect_total", "tcp_memory_pressure"}, // SMD_CTR_LEFT_TCP_PRESSURE
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -65,7 +67,7 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_redirected_bytes_total", "Bytes in redirected messages, counted at verdict time."},
     {"sockmapd_fallback_messages_total",
      "Messages of sockets in the sockhash passed to TCP, by reason; reason=\"backpressure\" counts the directions "
-     "moved to TCP for memory (queue cap, memory cgroup), one message each."},
+     "moved to TCP for memory (queue cap, memory cgroup, TCP memory pressure), one message each."},
     {"sockmapd_fallback_bytes_total", "Bytes in messages passed to TCP, all reasons."},
     {"sockmapd_insert_failures_total", "Sockets that could not be paired, by reason."},
     {"sockmapd_syn_hints_total", "SYNs seen by listeners in scope (hints recorded)."},
@@ -73,8 +75,9 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_early_data_total", "Connections that sent data before insertion (TCP Fast Open)."},
     {"sockmapd_policy_bypassed_total", "Local connections the policy kept on TCP (both ends local, rule said bypass)."},
     {"sockmapd_left_redirect_total",
-     "Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory "
-     "(backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other)."},
+     "Connections that left the redirect for TCP, by reason: a receiver behind its queue cap (backpressure), its "
+     "memory cgroup nearly full (memcg), the node under TCP memory pressure (tcp_memory_pressure), a blocking socket "
+     "(blocking_reader), an uninstall drain or a vanished peer (other)."},
     {"sockmapd_skipped_blocking_total", "Local connections never paired because the connecting socket is blocking."},
     {"sockmapd_sockets_released_total",
      "Sockets of leaving connections taken out of the sockhash once nothing redirected to them was unread."},

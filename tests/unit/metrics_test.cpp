@@ -89,7 +89,7 @@ sockmapd_redirected_messages_total 104
 # HELP sockmapd_redirected_bytes_total Bytes in redirected messages, counted at verdict time.
 # TYPE sockmapd_redirected_bytes_total counter
 sockmapd_redirected_bytes_total 105
-# HELP sockmapd_fallback_messages_total Messages of sockets in the sockhash passed to TCP, by reason; reason="backpressure" counts the directions moved to TCP for memory (queue cap, memory cgroup), one message each.
+# HELP sockmapd_fallback_messages_total Messages of sockets in the sockhash passed to TCP, by reason; reason="backpressure" counts the directions moved to TCP for memory (queue cap, memory cgroup, TCP memory pressure), one message each.
 # TYPE sockmapd_fallback_messages_total counter
 sockmapd_fallback_messages_total{reason="no_peer"} 106
 sockmapd_fallback_messages_total{reason="pinned"} 107
@@ -116,11 +116,13 @@ sockmapd_early_data_total 110
 # HELP sockmapd_policy_bypassed_total Local connections the policy kept on TCP (both ends local, rule said bypass).
 # TYPE sockmapd_policy_bypassed_total counter
 sockmapd_policy_bypassed_total 115
-# HELP sockmapd_left_redirect_total Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory (backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other).
+# HELP sockmapd_left_redirect_total Connections that left the redirect for TCP, by reason: a receiver behind its queue cap (backpressure), its memory cgroup nearly full (memcg), the node under TCP memory pressure (tcp_memory_pressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other).
 # TYPE sockmapd_left_redirect_total counter
 sockmapd_left_redirect_total{reason="backpressure"} 117
 sockmapd_left_redirect_total{reason="blocking_reader"} 119
 sockmapd_left_redirect_total{reason="other"} 120
+sockmapd_left_redirect_total{reason="memcg"} 124
+sockmapd_left_redirect_total{reason="tcp_memory_pressure"} 125
 # HELP sockmapd_skipped_blocking_total Local connections never paired because the connecting socket is blocking.
 # TYPE sockmapd_skipped_blocking_total counter
 sockmapd_skipped_blocking_total 121
