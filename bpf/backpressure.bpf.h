@@ -101,40 +101,68 @@ static __always_inline bool smd_blocking(__u64 addr)
  * Whether the receiver of this direction cannot take `size` more bytes. Once it cannot, the connection leaves
  * for TCP, which then holds what it holds for any reader that stopped: about the receiver's SO_RCVBUF plus
  * the sender's largest send buffer (tcp_wmem max). So the first cap is a fifth of that, and a reader that never
- * reads makes the node hold at most 1.2x what plain TCP would; an application that set SO_RCVBUF itself
- * (SOCK_RCVBUF_LOCK) gets exactly that, as TCP's window would give it. A reader that reads earns more room, like
- * TCP's receive buffer auto-tuning: when the cap is reached and the reader has read anything since the cap last
- * grew, the cap doubles, up to tcp_rmem's maximum; only a reader that read nothing since leaves. One that stops
- * keeps what it had earned, as TCP's buffer would. --max-queued-bytes, if set, is the first cap instead: an
- * operator trades memory per stalled reader for fewer connections leaving early. Queued messages
- * count at their payload plus SMD_MSG_OVERHEAD each, their number estimated from this sender's mean message
- * size, so one-byte writes are bounded by their kernel memory.
+ * reads makes the node hold at most 1.2x what plain TCP would. A reader that reads earns more room, like TCP's
+ * receive buffer auto-tuning: when the cap is reached and the reader has read anything since the cap last grew,
+ * the cap doubles, up to tcp_rmem's maximum; only a reader that read nothing since leaves. One that stops keeps
+ * what it had earned, as TCP's buffer would. --max-queued-bytes, if set, is the first cap instead: an operator
+ * trades memory per stalled reader for fewer connections leaving early. Queued messages count at their payload
+ * plus SMD_MSG_OVERHEAD each, their number estimated from this sender's mean message size, so one-byte writes are
+ * bounded by their kernel memory.
+ *
+ * The redirect queue is charged to the receiver's receive memory (sk_rmem_alloc), which TCP compares with its
+ * SO_RCVBUF, but the receiver's advertised TCP window never saw it. When the connection leaves, the sender may send
+ * that whole window at once; if it does not fit beside the queue, the receiver drops it and the sender backs off
+ * exponentially, so a reader that comes back waits for a retransmission timer instead of a window update. So the
+ * queue always leaves room for the open window: an application that set SO_RCVBUF itself (SOCK_RCVBUF_LOCK) gets
+ * its buffer minus that window, and together the two stay within its SO_RCVBUF, as on TCP; a write that does not
+ * fit goes by TCP even into an empty queue. Without the lock TCP grows the receive buffer up to tcp_rmem's maximum
+ * for what arrives (tcp_clamp_window()), so only the largest cap leaves that room.
  */
 #define SMD_SOCK_RCVBUF_LOCK 2
 #define SMD_FIRST_CAP_DIVISOR 5
 
-static __always_inline __u64 smd_first_cap(struct sock *peer, bool locked, const struct smd_control *control)
+/* The TCP bytes the receiver has invited and not received yet, plus an eighth for their skb overhead. */
+static __always_inline __u64 smd_open_window(__u64 peer_sk)
 {
-	__u64 rcvbuf = peer->sk_rcvbuf > 0 ? peer->sk_rcvbuf : 1, cap;
+	struct tcp_sock *tp = bpf_rdonly_cast((void *)peer_sk, bpf_core_type_id_kernel(struct tcp_sock));
+	__s32 open = (__s32)(tp->rcv_wup + tp->rcv_wnd - tp->rcv_nxt);
 
-	if (locked)
-		return rcvbuf;
+	return open > 0 ? (__u64)open + (__u64)open / 8 : 0;
+}
+
+static __always_inline __u64 smd_first_cap(struct sock *peer, __u64 peer_sk, bool locked,
+					   const struct smd_control *control)
+{
+	__u64 rcvbuf = peer->sk_rcvbuf > 0 ? peer->sk_rcvbuf : 1, window, cap;
+
+	if (locked) {
+		window = smd_open_window(peer_sk);
+		return rcvbuf > window ? rcvbuf - window : 0;
+	}
 	cap = (rcvbuf + control->wmem_max) / SMD_FIRST_CAP_DIVISOR;
 	return cap > rcvbuf ? cap : rcvbuf;
+}
+
+static __always_inline __u32 smd_cap_value(__u64 cap)
+{
+	return cap > 0xffffffffull ? 0xffffffffull : cap;
 }
 
 static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct sk_psock *psock, __u64 peer_sk,
 					      __u64 size, const struct smd_control *control)
 {
-	__u64 queued, mean, cost, read, ceiling, cap = ctx->queue_cap, limit = control->max_queued_bytes;
+	__u64 queued, mean, cost, read, ceiling, window, cap = ctx->queue_cap, limit = control->max_queued_bytes;
 	struct sock *peer = smd_sock_at(peer_sk);
 	bool locked = BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
 
 	queued = psock->msg_tot_len;
-	if (!cap)
-		cap = limit && !locked ? limit : smd_first_cap(peer, locked, control);
-	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
-	if (!queued)
+	if (!cap) {
+		cap = limit && !locked ? limit : smd_first_cap(peer, peer_sk, locked, control);
+		/* 0 is "not computed yet": a locked buffer that the open window fills gets one byte, which no write fits */
+		ctx->queue_cap = cap ? smd_cap_value(cap) : 1;
+		cap = ctx->queue_cap;
+	}
+	if (!queued && !locked)
 		return false; /* a message larger than the cap still goes: TCP too takes a write larger than its window */
 	mean = ctx->redirected_msgs ? ctx->redirected_bytes / ctx->redirected_msgs : size;
 	if (!mean)
@@ -146,10 +174,43 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
 	ceiling = control->rmem_max > limit ? control->rmem_max : limit;
 	if (locked || read <= ctx->read_at_growth || cap >= ceiling)
 		return true;
+	window = smd_open_window(peer_sk);
+	ceiling = ceiling > window ? ceiling - window : 0;
 	cap = cap * 2 > ceiling ? ceiling : cap * 2;
 	ctx->read_at_growth = read;
-	ctx->queue_cap = cap > 0xffffffffull ? 0xffffffffull : cap;
+	ctx->queue_cap = smd_cap_value(cap);
 	return cost > cap;
+}
+
+/*
+ * The address of the node's TCP memory pressure flag, from a socket's protocol: &tcp_memory_pressure for every TCP
+ * socket, also through tcp_bpf's copies of tcp_prot. The kernel sets it when TCP's memory passes tcp_mem's second
+ * value and clears it below the first. vmlinux BTF describes no global variable that is not per-CPU, so there is
+ * no typed ksym for it: sock_ops reads the address once per socket (a cold path) and sk_msg reads the flag.
+ */
+static __always_inline __u64 smd_tcp_pressure_address(__u64 sk_addr)
+{
+	if (!sk_addr || !bpf_core_field_exists(struct proto, memory_pressure))
+		return 0;
+	return (__u64)smd_sock_at(sk_addr)->__sk_common.skc_prot->memory_pressure;
+}
+
+/*
+ * Whether the node is under TCP memory pressure. There TCP clamps windows and prunes queues, but a redirect is
+ * charged below the hard limit whatever the pressure (the receiver's sk_rmem_alloc stays under tcp_rmem's minimum
+ * for __sk_mem_raise_allocated() as long as its TCP queue is empty) and, above the hard limit, fails the sender's
+ * send() with ENOMEM where TCP would drop and retransmit unseen. So under pressure every direction leaves at its
+ * next send, before the node reaches the hard limit: one load per message, of a word that changes only when the
+ * pressure starts or ends.
+ */
+static __always_inline bool smd_tcp_memory_pressure(const struct smd_sock_ctx *ctx)
+{
+	struct cpumask *flag;
+
+	if (!ctx->tcp_pressure_at)
+		return false;
+	flag = bpf_rdonly_cast((void *)ctx->tcp_pressure_at, bpf_core_type_id_kernel(struct cpumask));
+	return flag->bits[0] != 0;
 }
 
 /*

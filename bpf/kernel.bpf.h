@@ -54,7 +54,25 @@ struct mem_cgroup {
 	_Bool tcpmem_active; /* a v1 kmem.tcp limit was ever set: sockets of this cgroup are charged to tcpmem */
 } __attribute__((preserve_access_index));
 
+/* The protocol's operations and accounting; for TCP, tcp_prot (or tcp_bpf's copy of it while in a sockmap). */
+struct proto {
+	unsigned long *memory_pressure; /* &tcp_memory_pressure: non-zero while the node is under tcp_mem pressure */
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	struct proto *skc_prot; /* sk->sk_prot */
+} __attribute__((preserve_access_index));
+
+/*
+ * Any kernel struct whose first member is an unsigned long: bpf_rdonly_cast() needs a struct type to read a word
+ * of kernel memory, and a load through a pointer to a plain integer member verifies only from 6.17 on.
+ */
+struct cpumask {
+	unsigned long bits[1];
+} __attribute__((preserve_access_index));
+
 struct sock {
+	struct sock_common __sk_common;
 	struct sock_cgroup_data sk_cgrp_data;
 	int sk_rcvbuf;          /* receive buffer: what TCP lets a reader that does not read hold back */
 	int sk_rcvlowat;        /* SO_RCVLOWAT: written back unchanged to wake a released socket's reader */
@@ -68,6 +86,8 @@ struct sock {
 /* Sequence numbers count TCP bytes only: redirected data never enters the TCP write or receive queue. */
 struct tcp_sock {
 	__u32 rcv_nxt;    /* receiver: next TCP byte expected; rcv_nxt != copied_seq: TCP bytes wait unread */
+	__u32 rcv_wup;    /* receiver: rcv_nxt when the window was last advertised */
+	__u32 rcv_wnd;    /* receiver: the window advertised then; the sender may send up to rcv_wup + rcv_wnd */
 	__u32 copied_seq; /* receiver: next TCP byte the application will read */
 	__u32 write_seq;  /* sender: next TCP byte the application will write */
 } __attribute__((preserve_access_index));
@@ -88,10 +108,16 @@ struct sk_psock {
 	} refcnt; /* 1 while the socket is in one map and idle; every sendmsg and recvmsg holds one more */
 } __attribute__((preserve_access_index));
 
-struct sock_common;
+struct seq_file;
+
+/* What an iterator program writes its output to (bpf_seq_write), read by user space from the iterator's fd. */
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
 
 /* The context of an iter/tcp program: one TCP socket of the iterator's network namespace, locked. */
 struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
 	struct sock_common *sk_common;
 } __attribute__((preserve_access_index));
 

@@ -60,9 +60,19 @@ static __always_inline int must_leave(struct sk_msg_md *msg, struct smd_sock_ctx
 	psock = smd_psock_of(peer_sk);
 	if (!psock)
 		return 0; /* released or closing: no peer in the sockhash */
-	if (smd_receiver_full(ctx, psock, peer_sk, size, control) || smd_receiver_memcg_full(peer_sk, size))
+	if (smd_tcp_memory_pressure(ctx))
+		return SMD_CTR_LEFT_TCP_PRESSURE;
+	if (smd_receiver_full(ctx, psock, peer_sk, size, control))
 		return SMD_CTR_LEFT_BACKPRESSURE;
+	if (smd_receiver_memcg_full(peer_sk, size))
+		return SMD_CTR_LEFT_MEMCG;
 	return 0;
+}
+
+/* The reasons to leave that are about memory: their message counts as fallback_backpressure. */
+static __always_inline bool for_memory(int reason)
+{
+	return reason == SMD_CTR_LEFT_BACKPRESSURE || reason == SMD_CTR_LEFT_MEMCG || reason == SMD_CTR_LEFT_TCP_PRESSURE;
 }
 
 SEC("sk_msg")
@@ -85,8 +95,8 @@ int smd_sk_msg(struct sk_msg_md *msg)
 	control = bpf_map_lookup_elem(&smd_control, &zero);
 	if (control) {
 		reason = must_leave(msg, ctx, control, size);
-		if (reason == SMD_CTR_LEFT_BACKPRESSURE)
-			return leave_redirect(ctx, SMD_CTR_FALLBACK_BACKPRESSURE, SMD_CTR_LEFT_BACKPRESSURE, size);
+		if (for_memory(reason))
+			return leave_redirect(ctx, SMD_CTR_FALLBACK_BACKPRESSURE, reason, size);
 		if (reason)
 			return leave_redirect(ctx, SMD_CTR_FALLBACK_PINNED, reason, size);
 	}

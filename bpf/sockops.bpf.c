@@ -124,6 +124,8 @@ static __always_inline int insert_socket(struct bpf_sock_ops *skops, const struc
 	__builtin_memset(ctx, 0, sizeof(*ctx));
 	ctx->key = *key;
 	ctx->flags = ctx_flags;
+	if (smd_backpressure_supported())
+		ctx->tcp_pressure_at = smd_tcp_pressure_address(sock_address(skops));
 
 	err = bpf_sock_hash_update(skops, &smd_sockhash, (void *)key, BPF_NOEXIST);
 	if (err) {

@@ -11,6 +11,7 @@
 #include "sockmapd/counters.hpp"
 #include "sockmapd/pinned.hpp"
 #include "sockmapd/pinned_policy.hpp"
+#include "sockmapd/queues.hpp"
 
 namespace sockmapd {
 
@@ -28,6 +29,7 @@ struct MetricsSnapshot {
     PolicyReport policy;
     std::uint64_t policy_reload_errors = 0;
     std::uint64_t hints_expired = 0; // deleted by this daemon's aging sweeps
+    std::optional<QueuedBytes> queued; // unread redirected bytes; empty if they could not be measured
 };
 
 // The exposition text for a snapshot: a pure function, every family with its HELP and TYPE lines.
@@ -70,6 +72,7 @@ private:
     mutable std::mutex mutex_;
     std::unique_ptr<PinnedDatapath> pins_;
     std::unique_ptr<PinnedPolicy> policy_;
+    std::unique_ptr<QueueMeter> queue_meter_; // empty if its program could not be loaded (logged once)
     std::uint64_t policy_reload_errors_ = 0;
     std::uint64_t hints_expired_ = 0;
     std::string kernel_;

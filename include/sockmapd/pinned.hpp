@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "sockmapd/counters.hpp"
 #include "sockmapd/fd.hpp"
+#include "sockmapd/queues.hpp"
 #include "sockmapd/shared.h"
 
 namespace sockmapd {
@@ -29,6 +31,7 @@ struct MapFill {
     std::uint64_t closed_pairs = 0; // entries neither of whose sockets is in the sockhash any more: they closed
                                     // while no sock_ops ran to see it; the next daemon start removes them
     std::uint64_t hints = 0;      // entries in smd_hints
+    std::set<std::uint64_t> netns_cookies; // network namespaces of the sockets in the sockhash
 };
 
 // max_entries of the sized maps; fixed for the life of a map.
@@ -59,6 +62,8 @@ struct StatusReport {
     CounterValues counters{};
     std::vector<ProgramInfo> programs;
     std::optional<struct smd_control> control; // drain flag and backpressure limit, if pinned
+    std::optional<QueuedBytes> queued;         // unread redirected bytes, if they could be measured
+    std::string queued_error;                  // why not, if they could not
 };
 
 class PinnedDatapath {

@@ -6,7 +6,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's key, value or meaning changes: a daemon refuses pins of another ABI. */
-#define SMD_ABI_VERSION 4
+#define SMD_ABI_VERSION 5
 
 /* Default sizes; the daemon may override max_entries before load. */
 #define SMD_DEFAULT_MAX_SOCKETS 65536
@@ -116,6 +116,16 @@ struct smd_sock_ctx {
 	                           receive buffer as the receiver reads (backpressure.bpf.h) */
 	__u64 peer_sk;          /* the peer's smd_pair_state.sk, cached by sk_msg once known */
 	__u64 read_at_growth;   /* bytes the receiver had read of this direction when queue_cap last grew */
+	__u64 tcp_pressure_at;  /* kernel address of the node's TCP memory pressure flag (this socket's
+	                           sk_prot->memory_pressure, &tcp_memory_pressure), stored by sock_ops; 0: unknown */
+};
+
+/*
+ * One record of the smd_queued iterator (bpf/queued.bpf.c): a socket in the sockhash whose redirect queue holds
+ * bytes its reader has not read. Not a map value: read by user space from the iterator, never pinned.
+ */
+struct smd_queued_record {
+	__u64 queued_bytes; /* the socket's psock msg_tot_len, read under its lock */
 };
 
 /* Per-CPU counters, indexes into smd_counters.value[]. Keep names in counters.cpp in the same order. */
@@ -136,7 +146,7 @@ enum smd_counter {
 	SMD_CTR_KEY_COLLISION,         /* two connections produced one pair key */
 	SMD_CTR_PAIRS_CLOSED,          /* pair entries removed after both ends closed */
 	SMD_CTR_POLICY_BYPASSED,       /* local connections the policy kept on TCP */
-	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP: its receiver could not take more (queue cap, memcg) */
+	SMD_CTR_FALLBACK_BACKPRESSURE, /* message passed to TCP for memory: queue cap, memcg, TCP memory pressure */
 	SMD_CTR_LEFT_BACKPRESSURE,     /* connections that left the redirect: a receiver fell behind its queue cap */
 	SMD_CTR_HINTS_FULL,            /* SYNs whose hint could not be recorded: smd_hints full */
 	SMD_CTR_LEFT_BLOCKING_READER,  /* connections that left the redirect: an end is a blocking socket */
@@ -144,6 +154,8 @@ enum smd_counter {
 	SMD_CTR_SKIPPED_BLOCKING,      /* connections never paired: the connecting socket is blocking */
 	SMD_CTR_SOCKETS_RELEASED,      /* sockets taken out of the sockhash once nothing to them was unread */
 	SMD_CTR_RELEASE_WAKEUPS,       /* released sockets with TCP bytes waiting whose readers were woken */
+	SMD_CTR_LEFT_MEMCG,            /* connections that left the redirect: the receiver's memory cgroup was nearly full */
+	SMD_CTR_LEFT_TCP_PRESSURE,     /* connections that left the redirect: the node was under TCP memory pressure */
 	SMD_CTR_MAX,
 };
 

@@ -20,6 +20,7 @@ constexpr std::string_view kNames[] = {
     "insert_failed_refused", "key_collisions",   "pairs_closed",         "policy_bypassed",
     "fallback_backpressure", "left_backpressure", "hints_full",          "left_blocking_reader",
     "left_other",           "skipped_blocking",  "sockets_released",    "release_wakeups",
+    "left_memcg",           "left_tcp_memory_pressure",
 };
 static_assert(std::size(kNames) == SMD_CTR_MAX, "every smd_counter needs a name");
 

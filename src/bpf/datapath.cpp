@@ -191,6 +191,8 @@ Datapath::Datapath(const DatapathOptions& options) : impl_(std::make_unique<Impl
         }
     }
 
+    // The queued-bytes iterator is loaded on its own by whoever measures (queues.cpp), sockmapctl too.
+    bpf_program__set_autoload(skel->progs.smd_queued, false);
     skel.load();
     spdlog::info("loaded BPF programs; maps pinned at {} ({} created, {} reused)", options.pin_path, fresh.size(),
                  reused);

@@ -127,6 +127,7 @@ MapFill PinnedDatapath::fill() const
     for_each_key<struct smd_sock_key>(sockhash_.get(), [&](const struct smd_sock_key& key) {
         ++fill.sockets;
         in_sockhash.add(key.pair);
+        fill.netns_cookies.insert(key.pair.netns_cookie);
     });
     // By the sockets each connection has in the sockhash: a leaving connection whose first end was released, or
     // one end of which closed, has one, like one whose passive end has not joined yet.
@@ -168,6 +169,12 @@ StatusReport PinnedDatapath::status() const
     report.half_pairs = now.half_pairs;
     report.closed_pairs = now.closed_pairs;
     report.hints = now.hints;
+    // Loads a small iterator program and enters the namespaces of paired sockets: root, as the rest of status is.
+    try {
+        report.queued = QueueMeter(pin_path_).measure(now.netns_cookies);
+    } catch (const Error& e) {
+        report.queued_error = e.what();
+    }
     report.bpf_stats_enabled = read_bpf_stats_enabled();
     report.max_hints = capacities_.hints;
     report.counters = counters();
@@ -205,6 +212,18 @@ std::string format_status_json(const StatusReport& report)
         out["max_queued_bytes"] = nullptr;
         out["draining"] = nullptr;
     }
+    if (report.queued) {
+        out["queued_bytes"] = report.queued->total;
+        out["largest_queued_bytes"] = report.queued->largest;
+        out["queued_sockets"] = report.queued->sockets;
+        out["queued_netns_unreachable"] = report.queued->unreachable_netns;
+    } else {
+        out["queued_bytes"] = nullptr;
+        out["largest_queued_bytes"] = nullptr;
+        out["queued_sockets"] = nullptr;
+        out["queued_error"] = report.queued_error;
+    }
+    out["directions_moved_for_memory"] = report.counters[SMD_CTR_FALLBACK_BACKPRESSURE];
     auto& counters = out["counters"] = nlohmann::ordered_json::object();
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         counters[std::string(counter_name(static_cast<enum smd_counter>(i)))] = report.counters[i];
@@ -247,6 +266,20 @@ std::string format_status_text(const StatusReport& report)
         out << ", growing as it reads up to "
             << format_bytes(std::max(report.control->rmem_max, report.control->max_queued_bytes)) << ")\n";
     }
+    out << "memory:      ";
+    if (report.queued) {
+        out << format_bytes(report.queued->total) << " unread in " << report.queued->sockets << " redirect queue"
+            << (report.queued->sockets == 1 ? "" : "s");
+        if (report.queued->sockets)
+            out << " (largest " << format_bytes(report.queued->largest) << ")";
+        if (report.queued->unreachable_netns)
+            out << ", not counting " << report.queued->unreachable_netns << " network namespace"
+                << (report.queued->unreachable_netns == 1 ? "" : "s") << " it could not enter";
+    } else {
+        out << "unread bytes unknown (" << report.queued_error << ")";
+    }
+    std::uint64_t moved = report.counters[SMD_CTR_FALLBACK_BACKPRESSURE];
+    out << "; " << moved << " direction" << (moved == 1 ? "" : "s") << " moved to TCP for memory\n";
     out << "programs:\n";
     for (const auto& p : report.programs) {
         out << "  " << p.id << " " << p.name << " (" << p.type << ") ";

@@ -48,6 +48,8 @@ constexpr CounterMetric kCounterMetrics[] = {
     {"sockmapd_skipped_blocking_total", nullptr},        // SMD_CTR_SKIPPED_BLOCKING
     {"sockmapd_sockets_released_total", nullptr},        // SMD_CTR_SOCKETS_RELEASED
     {"sockmapd_release_wakeups_total", nullptr},         // SMD_CTR_RELEASE_WAKEUPS
+    {"sockmapd_left_redirect_total", "memcg"},           // SMD_CTR_LEFT_MEMCG
+    {"sockmapd_left_redirect_total", "tcp_memory_pressure"}, // SMD_CTR_LEFT_TCP_PRESSURE
 };
 static_assert(std::size(kCounterMetrics) == SMD_CTR_MAX, "every smd_counter needs a metric");
 
@@ -63,7 +65,9 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_sockets_inserted_total", "Sockets put into the sockhash, both roles."},
     {"sockmapd_redirected_messages_total", "sk_msg verdicts that redirected a send to the peer socket."},
     {"sockmapd_redirected_bytes_total", "Bytes in redirected messages, counted at verdict time."},
-    {"sockmapd_fallback_messages_total", "Messages of sockets in the sockhash passed to TCP, by reason."},
+    {"sockmapd_fallback_messages_total",
+     "Messages of sockets in the sockhash passed to TCP, by reason; reason=\"backpressure\" counts the directions "
+     "moved to TCP for memory (queue cap, memory cgroup, TCP memory pressure), one message each."},
     {"sockmapd_fallback_bytes_total", "Bytes in messages passed to TCP, all reasons."},
     {"sockmapd_insert_failures_total", "Sockets that could not be paired, by reason."},
     {"sockmapd_syn_hints_total", "SYNs seen by listeners in scope (hints recorded)."},
@@ -71,8 +75,9 @@ constexpr Family kCounterFamilies[] = {
     {"sockmapd_early_data_total", "Connections that sent data before insertion (TCP Fast Open)."},
     {"sockmapd_policy_bypassed_total", "Local connections the policy kept on TCP (both ends local, rule said bypass)."},
     {"sockmapd_left_redirect_total",
-     "Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory "
-     "(backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other)."},
+     "Connections that left the redirect for TCP, by reason: a receiver behind its queue cap (backpressure), its "
+     "memory cgroup nearly full (memcg), the node under TCP memory pressure (tcp_memory_pressure), a blocking socket "
+     "(blocking_reader), an uninstall drain or a vanished peer (other)."},
     {"sockmapd_skipped_blocking_total", "Local connections never paired because the connecting socket is blocking."},
     {"sockmapd_sockets_released_total",
      "Sockets of leaving connections taken out of the sockhash once nothing redirected to them was unread."},
@@ -200,6 +205,20 @@ std::string render_metrics(const MetricsSnapshot& s)
                "SYN hints in smd_hints now: handshakes in flight, and hints of handshakes that never completed until "
                "they age out.");
     out.sample("sockmapd_hints", {}, s.fill.hints);
+    if (s.queued) {
+        out.family("sockmapd_queued_bytes", "gauge",
+                   "Bytes redirected into sockets of smd_sockhash that their readers have not read yet, all sockets "
+                   "together; read from each socket's redirect queue under its lock at scrape time.");
+        out.sample("sockmapd_queued_bytes", {}, s.queued->total);
+        out.family("sockmapd_queued_bytes_largest", "gauge", "The most one socket's redirect queue holds now.");
+        out.sample("sockmapd_queued_bytes_largest", {}, s.queued->largest);
+        out.family("sockmapd_queued_sockets", "gauge", "Sockets whose redirect queue is not empty now.");
+        out.sample("sockmapd_queued_sockets", {}, s.queued->sockets);
+        out.family("sockmapd_queued_netns_unreachable", "gauge",
+                   "Network namespaces with sockets in smd_sockhash that the scrape could not enter: their queues are "
+                   "missing from sockmapd_queued_*.");
+        out.sample("sockmapd_queued_netns_unreachable", {}, s.queued->unreachable_netns);
+    }
 
     for (const auto& family : kCounterFamilies) {
         out.family(family.name, "counter", family.help);
@@ -250,9 +269,16 @@ void MetricsSource::datapath_up(const std::string& pin_path)
 {
     auto pins = std::make_unique<PinnedDatapath>(pin_path);
     auto policy = std::make_unique<PinnedPolicy>(pin_path);
+    std::unique_ptr<QueueMeter> meter;
+    try {
+        meter = std::make_unique<QueueMeter>(pin_path);
+    } catch (const Error& e) {
+        spdlog::warn("/metrics will not report queued bytes: {}", e.what());
+    }
     std::lock_guard lock(mutex_);
     pins_ = std::move(pins);
     policy_ = std::move(policy);
+    queue_meter_ = std::move(meter);
 }
 
 void MetricsSource::datapath_down()
@@ -260,6 +286,7 @@ void MetricsSource::datapath_down()
     std::lock_guard lock(mutex_);
     pins_.reset();
     policy_.reset();
+    queue_meter_.reset();
 }
 
 void MetricsSource::count_policy_reload_error()
@@ -332,6 +359,13 @@ std::optional<std::string> MetricsSource::scrape() const
     snapshot.policy = policy_->read();
     snapshot.policy_reload_errors = policy_reload_errors_;
     snapshot.hints_expired = hints_expired_;
+    if (queue_meter_) {
+        try {
+            snapshot.queued = queue_meter_->measure(snapshot.fill.netns_cookies);
+        } catch (const Error& e) {
+            spdlog::warn("cannot measure queued bytes for /metrics: {}", e.what());
+        }
+    }
     snapshot.scrape_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return render_metrics(snapshot);
 }

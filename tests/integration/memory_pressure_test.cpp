@@ -277,7 +277,7 @@ protected:
             std::ostringstream counters;
             for (const char* name : {"pairs_made", "redirected_messages", "redirected_bytes", "fallback_bytes",
                                      "fallback_no_peer", "fallback_pinned", "fallback_backpressure",
-                                     "left_backpressure", "left_blocking_reader"}) {
+                                     "left_backpressure", "left_memcg", "left_blocking_reader"}) {
                 result.counters_moved[name] = moved(before, after, name);
                 counters << name << "=" << result.counters_moved[name] << " ";
             }

@@ -94,6 +94,33 @@ TEST_F(Metrics, RedirectedBytesGrowByExactlyTheBytesSent)
                                                         after.bytes_received);
 }
 
+// A reader that has not read holds its bytes in its redirect queue (below the first queue cap, so the connection
+// stays on the redirect); /metrics shows exactly them, and 0 once they are read. The scrape's own connection holds
+// nothing at that moment: the daemon has read the request, and the response is not sent yet.
+TEST_F(Metrics, QueuedBytesShowAStalledReaderAndZeroOnceItReads)
+{
+    constexpr std::uint64_t kUnread = 256 * 1024;
+    start_with_metrics();
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    ASSERT_EQ(send_stream(client.get(), 5, kUnread, {65536}, Clock::now() + std::chrono::seconds(10)).error, "");
+
+    auto stalled = scrape();
+    EXPECT_EQ(value(stalled, "sockmapd_queued_bytes"), kUnread);
+    EXPECT_EQ(value(stalled, "sockmapd_queued_bytes_largest"), kUnread);
+    EXPECT_EQ(value(stalled, "sockmapd_queued_sockets"), 1u);
+    EXPECT_EQ(value(stalled, "sockmapd_queued_netns_unreachable"), 0u);
+    EXPECT_EQ(value(stalled, "sockmapd_left_redirect_total{reason=\"backpressure\"}"), 0u) << "left below its cap";
+
+    auto got = recv_stream(server.get(), kUnread, false, Clock::now() + std::chrono::seconds(10));
+    EXPECT_TRUE(digest_is(got.digest, expected_digest(5, kUnread)));
+    auto drained = scrape();
+    EXPECT_EQ(value(drained, "sockmapd_queued_bytes"), 0u);
+    EXPECT_EQ(value(drained, "sockmapd_queued_bytes_largest"), 0u);
+    EXPECT_EQ(value(drained, "sockmapd_queued_sockets"), 0u);
+}
+
 // Gauges count what is open now; the scrape's own connection is one pair (two sockets) of it.
 TEST_F(Metrics, SocketAndPairGaugesFollowOpenConnections)
 {

@@ -43,7 +43,9 @@ TEST(CounterName, NamesFollowTheEnumOrder)
     EXPECT_EQ(counter_name(SMD_CTR_LEFT_BACKPRESSURE), "left_backpressure");
     EXPECT_EQ(counter_name(SMD_CTR_SKIPPED_BLOCKING), "skipped_blocking");
     EXPECT_EQ(counter_name(SMD_CTR_RELEASE_WAKEUPS), "release_wakeups");
-    EXPECT_EQ(SMD_CTR_RELEASE_WAKEUPS, SMD_CTR_MAX - 1) << "new counters go at the end: pinned maps keep their indexes";
+    EXPECT_EQ(counter_name(SMD_CTR_LEFT_MEMCG), "left_memcg");
+    EXPECT_EQ(counter_name(SMD_CTR_LEFT_TCP_PRESSURE), "left_tcp_memory_pressure");
+    EXPECT_EQ(SMD_CTR_LEFT_TCP_PRESSURE, SMD_CTR_MAX - 1) << "new counters go at the end: pinned maps keep their indexes";
 }
 
 TEST(CounterName, OutOfRangeIsUnknown)

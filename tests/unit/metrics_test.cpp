@@ -18,7 +18,10 @@ namespace {
 MetricsSnapshot sample_snapshot()
 {
     MetricsSnapshot s;
-    s.fill = {.sockets = 6, .pairs = 2, .half_pairs = 1, .hints = 4};
+    s.fill.sockets = 6;
+    s.fill.pairs = 2;
+    s.fill.half_pairs = 1;
+    s.fill.hints = 4;
     s.capacities = {.sockhash = 65536, .pairs = 65536, .hints = 16384};
     for (int i = 0; i < SMD_CTR_MAX; ++i)
         s.counters[i] = 100 + i; // distinct per counter: a swapped mapping shows up as a wrong value
@@ -34,6 +37,7 @@ MetricsSnapshot sample_snapshot()
     s.policy.rules = {{.name = "istio", .selectors = "uid=1337", .action = "accelerate", .decisions = 41}};
     s.policy_reload_errors = 2;
     s.hints_expired = 9;
+    s.queued = QueuedBytes{.total = 3 << 20, .largest = 2 << 20, .sockets = 2, .unreachable_netns = 1};
     return s;
 }
 
@@ -58,6 +62,18 @@ sockmapd_map_capacity{map="smd_hints"} 16384
 # HELP sockmapd_hints SYN hints in smd_hints now: handshakes in flight, and hints of handshakes that never completed until they age out.
 # TYPE sockmapd_hints gauge
 sockmapd_hints 4
+# HELP sockmapd_queued_bytes Bytes redirected into sockets of smd_sockhash that their readers have not read yet, all sockets together; read from each socket's redirect queue under its lock at scrape time.
+# TYPE sockmapd_queued_bytes gauge
+sockmapd_queued_bytes 3145728
+# HELP sockmapd_queued_bytes_largest The most one socket's redirect queue holds now.
+# TYPE sockmapd_queued_bytes_largest gauge
+sockmapd_queued_bytes_largest 2097152
+# HELP sockmapd_queued_sockets Sockets whose redirect queue is not empty now.
+# TYPE sockmapd_queued_sockets gauge
+sockmapd_queued_sockets 2
+# HELP sockmapd_queued_netns_unreachable Network namespaces with sockets in smd_sockhash that the scrape could not enter: their queues are missing from sockmapd_queued_*.
+# TYPE sockmapd_queued_netns_unreachable gauge
+sockmapd_queued_netns_unreachable 1
 # HELP sockmapd_pairs_total Connections paired: both ends entered the sockhash.
 # TYPE sockmapd_pairs_total counter
 sockmapd_pairs_total 103
@@ -73,7 +89,7 @@ sockmapd_redirected_messages_total 104
 # HELP sockmapd_redirected_bytes_total Bytes in redirected messages, counted at verdict time.
 # TYPE sockmapd_redirected_bytes_total counter
 sockmapd_redirected_bytes_total 105
-# HELP sockmapd_fallback_messages_total Messages of sockets in the sockhash passed to TCP, by reason.
+# HELP sockmapd_fallback_messages_total Messages of sockets in the sockhash passed to TCP, by reason; reason="backpressure" counts the directions moved to TCP for memory (queue cap, memory cgroup, TCP memory pressure), one message each.
 # TYPE sockmapd_fallback_messages_total counter
 sockmapd_fallback_messages_total{reason="no_peer"} 106
 sockmapd_fallback_messages_total{reason="pinned"} 107
@@ -100,11 +116,13 @@ sockmapd_early_data_total 110
 # HELP sockmapd_policy_bypassed_total Local connections the policy kept on TCP (both ends local, rule said bypass).
 # TYPE sockmapd_policy_bypassed_total counter
 sockmapd_policy_bypassed_total 115
-# HELP sockmapd_left_redirect_total Connections that left the redirect for TCP, by reason: a receiver behind its queue cap or out of memory (backpressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other).
+# HELP sockmapd_left_redirect_total Connections that left the redirect for TCP, by reason: a receiver behind its queue cap (backpressure), its memory cgroup nearly full (memcg), the node under TCP memory pressure (tcp_memory_pressure), a blocking socket (blocking_reader), an uninstall drain or a vanished peer (other).
 # TYPE sockmapd_left_redirect_total counter
 sockmapd_left_redirect_total{reason="backpressure"} 117
 sockmapd_left_redirect_total{reason="blocking_reader"} 119
 sockmapd_left_redirect_total{reason="other"} 120
+sockmapd_left_redirect_total{reason="memcg"} 124
+sockmapd_left_redirect_total{reason="tcp_memory_pressure"} 125
 # HELP sockmapd_skipped_blocking_total Local connections never paired because the connecting socket is blocking.
 # TYPE sockmapd_skipped_blocking_total counter
 sockmapd_skipped_blocking_total 121
@@ -149,6 +167,17 @@ TEST(RenderMetrics, ExactTextForAKnownSnapshot)
     EXPECT_EQ(render_metrics(sample_snapshot()), kExpected);
 }
 
+// A daemon that could not load the queued-bytes iterator serves everything else and no queued_* family: an
+// absent series, not a misleading 0.
+TEST(RenderMetrics, QueuedFamiliesOnlyWhenMeasured)
+{
+    MetricsSnapshot s = sample_snapshot();
+    s.queued.reset();
+    std::string text = render_metrics(s);
+    EXPECT_NOT_CONTAINS(text, "sockmapd_queued");
+    EXPECT_CONTAINS(text, "sockmapd_hints 4\n# HELP sockmapd_pairs_total");
+}
+
 TEST(RenderMetrics, EveryCounterIsExportedExactlyOnce)
 {
     // Each counter has a distinct value in the sample; each value must appear on exactly one sample line.
@@ -191,7 +220,7 @@ TEST(RenderMetrics, EachFamilyHasHelpAndTypeBeforeItsSamples)
             EXPECT_EQ(name.substr(name.size() - 6), "_total") << "counters end in _total: " << name;
         }
     }
-    EXPECT_EQ(types.size(), 28u);
+    EXPECT_EQ(types.size(), 32u);
 }
 
 TEST(RenderMetrics, LargeCountersAreExactIntegers)

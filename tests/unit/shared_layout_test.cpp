@@ -33,8 +33,8 @@ static_assert(sizeof(smd_policy_cgroup_key) == 16 && kNoPadding<smd_policy_cgrou
 static_assert(sizeof(smd_policy_cidr_key) == 24 && kNoPadding<smd_policy_cidr_key>);
 static_assert(sizeof(smd_policy_rule) == 264 && kNoPadding<smd_policy_rule>);
 static_assert(sizeof(smd_policy_ctl) == 352 && kNoPadding<smd_policy_ctl>);
-static_assert(sizeof(smd_sock_ctx) == 80 && kNoPadding<smd_sock_ctx>);
-static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4 + 8 + 8);
+static_assert(sizeof(smd_sock_ctx) == 88 && kNoPadding<smd_sock_ctx>);
+static_assert(sizeof(smd_sock_ctx) == sizeof(smd_sock_key) + 8 * 3 + 4 + 4 + 8 + 8 + 8);
 static_assert(sizeof(smd_counters) == 8 * SMD_CTR_MAX && kNoPadding<smd_counters>);
 static_assert(sizeof(smd_info) == 4 + 4 + 8 + 8 + SMD_INFO_PATH_MAX + SMD_INFO_VERSION_MAX && kNoPadding<smd_info>);
 

@@ -175,6 +175,37 @@ TEST(FormatStatusText, ClosedPairsAreNotActive)
     EXPECT_EQ(json::parse(format_status_json(report))["pairs"], 0);
 }
 
+// Unread redirected bytes and the directions moved to TCP for memory (fallback_backpressure): one line, and keys.
+TEST(FormatStatus, MemoryLineAndKeys)
+{
+    StatusReport report = sample_report();
+    report.counters[SMD_CTR_FALLBACK_BACKPRESSURE] = 3;
+    report.queued = QueuedBytes{.total = 3u << 20, .largest = 2u << 20, .sockets = 2, .unreachable_netns = 0};
+    EXPECT_CONTAINS(format_status_text(report),
+                    "memory:      3 MiB unread in 2 redirect queues (largest 2 MiB); 3 directions moved to TCP for "
+                    "memory\n");
+    auto out = json::parse(format_status_json(report));
+    EXPECT_EQ(out["queued_bytes"], 3u << 20);
+    EXPECT_EQ(out["largest_queued_bytes"], 2u << 20);
+    EXPECT_EQ(out["queued_sockets"], 2);
+    EXPECT_EQ(out["queued_netns_unreachable"], 0);
+    EXPECT_EQ(out["directions_moved_for_memory"], 3);
+
+    report.queued = QueuedBytes{};
+    report.queued->unreachable_netns = 1;
+    report.counters[SMD_CTR_FALLBACK_BACKPRESSURE] = 1;
+    EXPECT_CONTAINS(format_status_text(report),
+                    "memory:      0 B unread in 0 redirect queues, not counting 1 network namespace it could not "
+                    "enter; 1 direction moved to TCP for memory\n");
+
+    report.queued.reset();
+    report.queued_error = "load BPF programs and maps: EPERM";
+    EXPECT_CONTAINS(format_status_text(report), "memory:      unread bytes unknown (load BPF programs and maps: EPERM)");
+    out = json::parse(format_status_json(report));
+    EXPECT_EQ(out["queued_bytes"], nullptr);
+    EXPECT_EQ(out["queued_error"], "load BPF programs and maps: EPERM");
+}
+
 TEST(FormatStatusText, StoppedDaemonSaysWhatStillWorks)
 {
     StatusReport report = sample_report();

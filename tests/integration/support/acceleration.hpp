@@ -17,6 +17,8 @@ namespace smdtest {
 inline const std::vector<std::string> kStepAsideCounters{
     "sockets_released",     // taken out of the sockhash once its redirect queues were drained
     "left_backpressure",    // a direction left the redirect for good after backpressure
+    "left_memcg",           // ... because the receiver's memory cgroup was nearly full
+    "left_tcp_memory_pressure", // ... because the node was under TCP memory pressure
     "left_blocking_reader", // a direction left because its reader blocks in recv()
     "policy_bypassed",      // a policy rule kept the connection off the redirect (splice, MSG_OOB users)
     "skipped_blocking",     // the connecting socket was blocking: never paired
