@@ -132,6 +132,50 @@ accel_note() { # proves what the daemon did on this point
   echo "$inserted sockets inserted, $(awk -v b="$redirected" 'BEGIN { printf "%.0f MiB", b / 1048576 }') redirected"
 }
 
+# One row of the goals table: "| goal | point metric | measured ratio | met? |". $4 is "le" or "ge" the bound $5.
+goal_row() { # label point metric le|ge bound
+  local r
+  r=$(ratio "$(stat "$2" sockmapd "$3")" "$(stat "$2" baseline "$3")")
+  if [ "$r" = - ]; then
+    echo "| $1 | \`$2\` $3 | not measured | - |"
+    return
+  fi
+  local met
+  met=$(awk -v r="$r" -v b="$5" -v op="$4" 'BEGIN { print ((op == "le" ? r <= b : r >= b) ? "met" : "**not met**") }')
+  echo "| $1 | \`$2\` $3 | $r ($([ "$4" = le ] && echo "<=" || echo ">=") $5) | $met |"
+}
+
+# The goals of issue 14 against this run's medians; a point the run did not measure says so.
+write_goals() {
+  echo "## Goals (issue 14): sockmapd / plain TCP, medians of this run"
+  echo
+  echo "| Goal | Point, metric | Ratio (bound) | |"
+  echo "|---|---|---|---|"
+  local c s
+  for c in $(jq -rs '[.[] | select(.mode == "http-load") | .concurrency] | unique | map(select(. == 16 or . == 64)) | .[]' "$samples"); do
+    goal_row "mesh mean request time, $c connections, >= 25% lower" "mesh-rate-$c" mean_us le 0.75
+    goal_row "mesh P99 request time, $c connections, >= 25% lower" "mesh-rate-$c" p99_us le 0.75
+  done
+  for c in $(jq -rs '[.[] | select(.mode == "wrk") | .concurrency] | unique | .[]' "$samples"); do
+    goal_row "mesh saturation rate, $c connections, >= 1.5x" "mesh-sat-$c" rps ge 1.5
+  done
+  for s in 64 1024 16384; do
+    goal_row "loopback request/response mean, <= 0.6x" "local-rr-$s" mean_us le 0.6
+    goal_row "loopback request/response P99, <= 0.6x" "local-rr-$s" p99_us le 0.6
+  done
+  for s in 1024 16384; do
+    goal_row "loopback bulk, never below 1.0x" "local-stream-$s" gbit_s ge 1.0
+  done
+  goal_row "loopback bulk 64 KiB, >= 1.5x" local-stream-65536 gbit_s ge 1.5
+  for c in 1 8; do
+    goal_row "short-lived local connections, >= 0.97x" "local-connrate-$c" conns_per_s ge 0.97
+    goal_row "non-local connections (nothing to redirect), >= 0.97x" "nonlocal-connrate-$c" conns_per_s ge 0.97
+  done
+  goal_row "non-local bulk 64 KiB, >= 0.97x" nonlocal-stream-65536 gbit_s ge 0.97
+  goal_row "non-local request/response mean (latency), <= 1.03x" nonlocal-rr-64 mean_us le 1.03
+  echo
+}
+
 # PNG plots next to the report: mesh request time vs connections per data path, and the local ratios
 # sockmapd / TCP per message size. gnuplot, from Debian; a missing gnuplot costs the plots, not the report.
 write_plots() {
@@ -239,6 +283,7 @@ write_report() {
     echo "- Counters: the daemon's redirect counters, read before and after every sockmapd sample, are summed in the"
     echo "  last column: they show that local points were accelerated and non-local ones were not."
     echo
+    write_goals
     if [[ ",$scenarios," == *,local,* ]]; then
       echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
       echo
