@@ -75,6 +75,7 @@ struct sock {
 	struct sock_common __sk_common;
 	struct sock_cgroup_data sk_cgrp_data;
 	int sk_rcvbuf;          /* receive buffer: what TCP lets a reader that does not read hold back */
+	int sk_sndbuf;          /* send buffer: what TCP holds on the sender's side for a reader that does not read */
 	int sk_rcvlowat;        /* SO_RCVLOWAT: written back unchanged to wake a released socket's reader */
 	__u8 sk_userlocks;      /* SOCK_RCVBUF_LOCK: the application set SO_RCVBUF (a bit field before 6.x) */
 	kuid_t sk_uid;          /* owner; an accepted socket inherits the listener's */

@@ -62,7 +62,7 @@ static __always_inline int must_leave(struct sk_msg_md *msg, struct smd_sock_ctx
 		return 0; /* released or closing: no peer in the sockhash */
 	if (smd_tcp_memory_pressure(ctx))
 		return SMD_CTR_LEFT_TCP_PRESSURE;
-	if (smd_receiver_full(ctx, psock, peer_sk, size, control))
+	if (smd_receiver_full(ctx, psock, peer_sk, (__u64)self, size, control))
 		return SMD_CTR_LEFT_BACKPRESSURE;
 	if (smd_receiver_memcg_full(peer_sk, size))
 		return SMD_CTR_LEFT_MEMCG;
