@@ -244,7 +244,7 @@ Fd tcp_connect(const Options& opt, std::uint16_t port)
 
 // Blocks until a connection arrives or stop is set; the listener's receive timeout bounds each wait. The
 // accepted socket is non-blocking.
-Fd accept_one(int listener, const std::atomic<bool>& stop, double)
+Fd accept_one(int listener, const std::atomic<bool>& stop)
 {
     while (!stop) {
         int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -347,7 +347,7 @@ Connection open_connection(const Options& opt)
     }).join();
     if (!setup.error().empty())
         throw std::runtime_error(setup.error());
-    conn.server = accept_one(listener.get(), setup.stop, opt.io_timeout_s);
+    conn.server = accept_one(listener.get(), setup.stop);
     if (conn.server.get() < 0)
         throw std::runtime_error("no connection accepted");
     return conn;
@@ -568,7 +568,7 @@ ordered_json run_connrate(const Options& opt)
             enter_server(opt);
             std::vector<char> buf(64);
             while (!state.stop && !stop_servers) {
-                Fd conn = accept_one(listener.get(), stop_servers, opt.io_timeout_s);
+                Fd conn = accept_one(listener.get(), stop_servers);
                 if (conn.get() < 0)
                     return;
                 if (!recv_exact(conn.get(), buf.data(), buf.size()))
@@ -666,7 +666,7 @@ std::string http_payload(std::size_t size)
     std::cout << ready.dump() << std::endl;
     std::atomic<bool> never{false};
     for (;;) {
-        Fd conn = accept_one(listener.get(), never, opt.io_timeout_s);
+        Fd conn = accept_one(listener.get(), never);
         std::thread([fd = std::move(conn), &response] {
             // Keep-alive connections may idle between points: only sends are bounded.
             set_nodelay(fd.get());
@@ -908,7 +908,7 @@ ordered_json run_hold(const Options& opt)
         for (std::size_t i = 0; i < opt.pairs; ++i) {
             std::size_t l = i / per_listener;
             held[i].client = tcp_connect(opt, ports[l]);
-            held[i].server = accept_one(listeners[l].get(), setup.stop, opt.io_timeout_s);
+            held[i].server = accept_one(listeners[l].get(), setup.stop);
             if (held[i].server.get() < 0)
                 throw std::runtime_error("no connection accepted for pair " + std::to_string(i));
         }
