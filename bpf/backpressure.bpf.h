@@ -164,7 +164,12 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
 	bool locked = BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
 
 	queued = psock->msg_tot_len;
-	if (!cap) {
+	/*
+	 * A locked buffer's cap is computed again at every send: the application may set SO_RCVBUF after this
+	 * direction's first send (a server that sets it on the accepted socket, after the client spoke first), or
+	 * change it, and the bound must follow it as TCP's window does. The lock never goes away once set.
+	 */
+	if (!cap || locked) {
 		cap = limit && !locked ? limit : smd_first_cap(peer, peer_sk, locked, self_sk, control);
 		/* 0 is "not computed yet": a locked buffer that the open window fills gets one byte, which no write fits */
 		ctx->queue_cap = cap ? smd_cap_value(cap) : 1;

@@ -149,21 +149,25 @@ struct StallRun {
     std::int64_t sockstat_bytes() const { return (sockstat_rise + sockstat_fall) / 2; }
 };
 
+// Where the receivers' SO_RCVBUF is set: on the listener, so that accepted sockets have it from the start, or on
+// each accepted socket after its client's first write, which the redirect has already taken by then.
+enum class RcvbufAt { Listener, AfterFirstWrite };
+
 class MemoryBound : public BaselineThenAccelerated {
 protected:
     // kPairs loopback connections whose readers do not read; each writer sends non-blocking until the kernel pushes
-    // back, then the readers read everything and compare it. `rcvbuf` > 0: the receivers' SO_RCVBUF, set on the
-    // listener so that the accepted sockets have it from the start, as TCP's window does.
-    StallRun stall_many(Mode mode, int rcvbuf)
+    // back, then the readers read everything and compare it. `rcvbuf` > 0: the receivers' SO_RCVBUF, set `where`.
+    StallRun stall_many(Mode mode, int rcvbuf, RcvbufAt where = RcvbufAt::Listener)
     {
         StallRun run;
-        std::string what = rcvbuf ? "small_rcvbuf_" : "";
+        bool late = rcvbuf > 0 && where == RcvbufAt::AfterFirstWrite;
+        std::string what = !rcvbuf ? "" : late ? "late_small_rcvbuf_" : "small_rcvbuf_";
         Counters before = accelerated() ? read_counters(daemon()) : Counters{};
         std::int64_t page = ::sysconf(_SC_PAGESIZE);
         std::int64_t sockstat_before = sockstat_tcp_pages();
 
         Fd listener = tcp_listen("127.0.0.1");
-        if (rcvbuf > 0) {
+        if (rcvbuf > 0 && !late) {
             EXPECT_EQ(::setsockopt(listener.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
         }
         std::vector<std::unique_ptr<StalledPair>> pairs;
@@ -171,6 +175,11 @@ protected:
             Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
             Fd server = tcp_accept(listener.get());
             pairs.push_back(std::make_unique<StalledPair>(std::move(client), std::move(server), 1700 + i));
+            if (late) {
+                auto& pair = *pairs.back();
+                EXPECT_GT(pair.source.send_some(pair.client.get()), 0) << "the first write";
+                EXPECT_EQ(::setsockopt(pair.server.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+            }
         }
         socklen_t len = sizeof(run.receiver_rcvbuf);
         ::getsockopt(pairs[0]->server.get(), SOL_SOCKET, SO_RCVBUF, &run.receiver_rcvbuf, &len);
@@ -261,11 +270,11 @@ protected:
 
     // Runs again, up to three times, while the machine's other sockets make the sockstat figures disagree: the
     // per-socket figures are exact either way, sockstat is the one the issue reported.
-    StallRun steady_run(Mode mode, int rcvbuf)
+    StallRun steady_run(Mode mode, int rcvbuf, RcvbufAt where = RcvbufAt::Listener)
     {
         StallRun run;
         for (int attempt = 0; attempt < 3; ++attempt) {
-            run = stall_many(mode, rcvbuf);
+            run = stall_many(mode, rcvbuf, where);
             if (run.sockstat_steady() || HasFailure())
                 break;
         }
@@ -295,6 +304,9 @@ protected:
         EXPECT_EQ(accelerated_run.counters_moved.at("left_backpressure"), static_cast<std::uint64_t>(kPairs))
             << "every stalled connection leaves the redirect at its queue cap";
     }
+
+    // Receivers with SO_RCVBUF kSmallRcvbuf, set `where`: body of the two explicit-buffer tests below.
+    void expect_small_rcvbuf_bounds(RcvbufAt where);
 };
 
 // Default configuration: the first queue cap is a fifth of the receiver's SO_RCVBUF plus tcp_wmem's maximum, then
@@ -318,10 +330,22 @@ TEST_F(MemoryBound, ManyStalledReadersHoldAtMostAQuarterMoreThanPlainTcp)
 // TCP segments still fit when the connections leave, and the readers resume as soon as they read.
 TEST_F(MemoryBound, ExplicitSmallReceiveBufferBoundsTheRedirectQueue)
 {
+    expect_small_rcvbuf_bounds(RcvbufAt::Listener);
+}
+
+// The same buffer set on each accepted socket after its client's first write: the redirect took that write under
+// the default cap, and the buffer set afterwards must bound the queue all the same, as it bounds TCP's window.
+TEST_F(MemoryBound, ReceiveBufferSetAfterTheFirstSendBoundsTheQueueToo)
+{
+    expect_small_rcvbuf_bounds(RcvbufAt::AfterFirstWrite);
+}
+
+void MemoryBound::expect_small_rcvbuf_bounds(RcvbufAt where)
+{
     StallRun tcp, accelerated_run;
     for (Mode mode : kModes) {
         enter(mode);
-        (accelerated() ? accelerated_run : tcp) = steady_run(mode, kSmallRcvbuf);
+        (accelerated() ? accelerated_run : tcp) = steady_run(mode, kSmallRcvbuf, where);
     }
     expect_within_tcp_bound(tcp, accelerated_run);
     EXPECT_EQ(accelerated_run.receiver_rcvbuf, tcp.receiver_rcvbuf);
