@@ -24,6 +24,7 @@ out=""
 quick=0
 cpus="0,0"
 report_only=""
+profile=""
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
@@ -44,6 +45,9 @@ Options:
   --build-dir DIR    where smd_bench, sockmapd and sockmapctl are (default build/; built if missing)
   --out FILE         markdown report (default bench/results/<date>-<host>.md; raw samples next to it as .jsonl)
   --report-only RAW  rewrite RAW's markdown report (RAW.jsonl -> RAW.md) from its samples; measures nothing
+  --profile LIST     after the samples, run these points (ids as in the report: local-rr-64, mesh-sat-16, ...)
+                     once more per variant under "perf record -a -g" and write the top kernel and user symbols
+                     to <out>-profile-<point>-<variant>.txt; these extra runs are not samples
 EOF
 }
 
@@ -63,6 +67,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build_dir=$(realpath "$2"); shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
     --report-only) report_only=$(realpath "$2"); shift ;;
+    --profile) profile=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -92,7 +97,7 @@ samples=""
 # "median min max" of a metric over the samples of one point and variant.
 stat() {
   jq -rs --arg p "$1" --arg v "$2" --arg m "$3" '
-    [.[] | select(.point == $p and .variant == $v) | .[$m]] | sort |
+    [.[] | select(.point == $p and .variant == $v) | .[$m] | select(. != null)] | sort |
     if length == 0 then "" else
       (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) as $med |
       "\($med) \(.[0]) \(.[-1])" end' "$samples"
@@ -124,6 +129,12 @@ ratio_cell() { # point metric
   pr=$(paired "$1" "$2")
   read -r lo hi <<<"$pr"
   echo "**$(ratio "$smd" "$base")** ($(fmt "$lo" 3)–$(fmt "$hi" 3))"
+}
+cpu_pair() { # point -> "proxies, + sockmapd (ratio)" CPU µs per request, or "-" for runs that did not record it
+  local b s
+  b=$(stat "$1" baseline cpu_us_per_req); s=$(stat "$1" sockmapd cpu_us_per_req)
+  if [ -z "$b" ] || [ -z "$s" ]; then echo "-"; return; fi
+  echo "$(fmt "${b%% *}" 0), $(fmt "${s%% *}" 0) ($(ratio "$s" "$b"))"
 }
 accel_note() { # proves what the daemon did on this point
   local redirected inserted
@@ -158,6 +169,14 @@ write_goals() {
   done
   for c in $(jq -rs '[.[] | select(.mode == "wrk") | .concurrency] | unique | .[]' "$samples"); do
     goal_row "mesh saturation rate, $c connections, >= 1.5x" "mesh-sat-$c" rps ge 1.5
+  done
+  # No bound in the issue: reported so that a faster request is not bought with more CPU.
+  for c in $(jq -rs '[.[] | select(.mode == "http-load" or .mode == "wrk") | .concurrency] | unique | map(select(. == 16 or . == 64)) | .[]' "$samples"); do
+    for p in "mesh-rate-$c" "mesh-sat-$c"; do
+      local r
+      r=$(ratio "$(stat "$p" sockmapd cpu_us_per_req)" "$(stat "$p" baseline cpu_us_per_req)")
+      [ "$r" = - ] || echo "| mesh CPU per request (reported, no bound) | \`$p\` cpu_us_per_req | $r | - |"
+    done
   done
   for s in 64 1024 16384; do
     goal_row "loopback request/response mean, <= 0.6x" "local-rr-$s" mean_us le 0.6
@@ -235,8 +254,12 @@ write_report() {
   local raw=$1 out=$2
   samples=$(mktemp /tmp/smd-bench-report.XXXXXX)
   # Samples only, plus stream throughput per core used: under load, a thread pinned to a shared CPU gets
-  # less of it, and that (unlike the data path) varies from sample to sample.
-  jq -c 'select(.point) | if .mode == "stream" then . + {gbit_per_core: (.gbit_s / .cpu_util)} else . end' \
+  # less of it, and that (unlike the data path) varies from sample to sample. Mesh samples get the CPU per
+  # request: everything the run's cgroup used over the sample (client, sidecars, server app, daemon) divided by
+  # the requests its achieved rate makes over the sample's whole time (warm-up included, as is the CPU).
+  jq -c 'select(.point) | if .mode == "stream" then . + {gbit_per_core: (.gbit_s / .cpu_util)}
+         elif (.mode == "http-load" or .mode == "wrk") and (.cgroup_cpu_s // 0) > 0 and .rps > 0
+         then . + {cpu_us_per_req: (.cgroup_cpu_s * 1e6 / (.rps * .elapsed_s))} else . end' \
     "$raw" >"$samples"
   meta() { jq -r --arg k "$1" 'select(.run) | .run[$k] // ""' "$raw"; }
   local stamp host reps duration warmup rr_count cpus scenarios tag suffix=""
@@ -378,6 +401,11 @@ write_report() {
           echo "| $c | $m | $(cell "$d" 0) | $(cell "$b" 0) | $(cell "$(stat "$p" sockmapd "${m}_us")" 0)" \
             "| $(ratio_cell "$p" "${m}_us") | $(ratio "$b" "$d") | $note |"
         done
+        if [ -n "$(stat "$p" sockmapd cpu_us_per_req)" ]; then
+          echo "| $c | CPU µs per request | $(cell "$(stat "$p" direct cpu_us_per_req)" 0)" \
+            "| $(cell "$(stat "$p" baseline cpu_us_per_req)" 0) | $(cell "$(stat "$p" sockmapd cpu_us_per_req)" 0)" \
+            "| $(ratio_cell "$p" cpu_us_per_req) | $(ratio "$(stat "$p" baseline cpu_us_per_req)" "$(stat "$p" direct cpu_us_per_req)") | |"
+        fi
         echo "| $c | achieved req/s | $(cell "$(stat "$p" direct rps)" 0) | $(cell "$(stat "$p" baseline rps)" 0)" \
           "| $(cell "$(stat "$p" sockmapd rps)" 0) | | | late sends (>1 ms behind): $(jq -rs --arg p "$p" \
           '[.[] | select(.point == $p)] | group_by(.variant) | map("\(.[0].variant) \(map(.late_sends) | add)") | join(", ")' "$samples") |"
@@ -385,12 +413,14 @@ write_report() {
       echo
       echo "Saturation request rate (wrk, 1 thread, keep-alive, requests/s, higher is better):"
       echo
-      echo "| Connections | direct | proxies | proxies + sockmapd | sockmapd / proxies | Daemon counters |"
-      echo "|---|---|---|---|---|---|"
+      echo "| Connections | direct | proxies | proxies + sockmapd | sockmapd / proxies | CPU µs per request: proxies, + sockmapd (ratio) | Daemon counters |"
+      echo "|---|---|---|---|---|---|---|"
       for c in $(jq -rs '[.[] | select(.mode == "wrk") | .concurrency] | unique | .[]' "$samples"); do
         p="mesh-sat-$c"
         echo "| $c | $(cell "$(stat "$p" direct rps)" 0) | $(cell "$(stat "$p" baseline rps)" 0)" \
-          "| $(cell "$(stat "$p" sockmapd rps)" 0) | $(ratio_cell "$p" rps) | $(accel_note "$p") |"
+          "| $(cell "$(stat "$p" sockmapd rps)" 0) | $(ratio_cell "$p" rps)" \
+          "| $(cpu_pair "$p")" \
+          "| $(accel_note "$p") |"
       done
       echo
       echo "![request time vs connections]($(basename "${out%.md}")-mesh.png)"
@@ -518,6 +548,7 @@ cleanup() {
     [ -d "$cgroup" ] && log "warning: could not remove $cgroup"
   fi
   for ns in "${created_ns[@]}"; do ip netns del "$ns" 2>/dev/null || log "warning: could not delete netns $ns"; done
+  [ -z "${kallsyms_was:-}" ] || sysctl -qw net.core.bpf_jit_kallsyms="$kallsyms_was"
   rm -rf "$tmp"
   exit "$rc"
 }
@@ -705,15 +736,17 @@ run_sample() {
   if ! result=$(measure $args 2>"$tmp/bench.err"); then
     die "$id ($variant, rep $rep) failed: $(cat "$tmp/bench.err")"
   fi
-  other=$(awk -v m0="$m0" -v m1="$(machine_cpu_s)" -v c0="$c0" -v c1="$(cgroup_cpu_s)" -v t0="$t0" \
-    -v t1="$(date +%s.%N)" 'BEGIN { x = ((m1 - m0) - (c1 - c0)) / (t1 - t0); printf "%.3f", x < 0 ? 0 : x }')
+  read -r other cpu elapsed < <(awk -v m0="$m0" -v m1="$(machine_cpu_s)" -v c0="$c0" -v c1="$(cgroup_cpu_s)" \
+    -v t0="$t0" -v t1="$(date +%s.%N)" \
+    'BEGIN { x = ((m1 - m0) - (c1 - c0)) / (t1 - t0); printf "%.3f %.3f %.3f\n", x < 0 ? 0 : x, c1 - c0, t1 - t0 }')
   if [ "$variant" = sockmapd ]; then
     after=$(counters)
     stop_daemon
   fi
   jq -c --arg id "$id" --arg sc "$scenario" --arg v "$variant" --argjson rep "$rep" \
-    --argjson b "$before" --argjson a "$after" --argjson other "$other" \
-    '. + {point: $id, scenario: $sc, variant: $v, rep: $rep, other_cpu: $other,
+    --argjson b "$before" --argjson a "$after" --argjson other "$other" --argjson cpu "$cpu" \
+    --argjson elapsed "$elapsed" \
+    '. + {point: $id, scenario: $sc, variant: $v, rep: $rep, other_cpu: $other, cgroup_cpu_s: $cpu, elapsed_s: $elapsed,
           counters: ($a | with_entries(.value -= ($b[.key] // 0)))}' <<<"$result" >>"$raw"
   done_n=$((done_n + 1))
   log "[$done_n/$total] $id $variant rep $rep: $(jq -r \
@@ -740,6 +773,48 @@ for rep in $(seq "$reps"); do
     fi
   done
 done
+
+# --- profiles: each --profile point once more per variant under perf, outside the samples ----------------
+# perf runs in the cgroup the script started in, so that its own work is not the run's; BPF programs get
+# symbols (bpf_prog_<tag>_<name>) through net.core.bpf_jit_kallsyms, on only while profiling.
+profile_sample() { # id variant args
+  local id=$1 variant=$2 args=$3 data="$tmp/perf-$1-$2.data" txt="${out%.md}-profile-$1-$2.txt" perf_pid
+  [ "$variant" = sockmapd ] && start_daemon
+  bash -c "echo \$\$ >'$cg_orig/cgroup.procs'; exec perf record -q -a -g -F 1999 -o '$data'" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.5
+  # shellcheck disable=SC2086  # args is a word list built above
+  measure $args >"$tmp/profile.json" 2>"$tmp/bench.err" || die "profile of $id ($variant) failed: $(cat "$tmp/bench.err")"
+  kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+  [ "$variant" = sockmapd ] && stop_daemon
+  {
+    echo "# perf profile of $id, $variant: perf record -a -g -F 1999 over the whole run, both CPUs"
+    echo "# result: $(cat "$tmp/profile.json")"
+    echo "# self time by symbol (perf report --no-children --sort sym), top entries"
+    perf report -q -i "$data" --no-children --sort sym --percent-limit 0.4 --stdio -g none 2>/dev/null | sed '/^$/d' | head -70
+    echo "# time including callees (perf report --children --sort sym), top entries: where the CPU goes by path"
+    perf report -q -i "$data" --children --sort sym --percent-limit 1.5 --stdio -g none 2>/dev/null | sed '/^$/d' | head -90
+  } >"$txt"
+  rm -f "$data"
+  log "profile: $txt"
+}
+if [ -n "$profile" ]; then
+  command -v perf >/dev/null || die "--profile needs perf (apt-get install linux-perf)"
+  kallsyms_was=$(sysctl -n net.core.bpf_jit_kallsyms)
+  sysctl -qw net.core.bpf_jit_kallsyms=1
+  for want in ${profile//,/ }; do
+    found=""
+    for p in "${points[@]+"${points[@]}"}"; do
+      IFS='|' read -r id scenario kind args <<<"$p"
+      [ "$id" = "$want" ] && [ "$kind" = tcp ] || continue
+      found=1
+      profile_sample "$id" baseline "$args"
+      profile_sample "$id" sockmapd "$args"
+    done
+    [ -n "$found" ] || log "warning: --profile $want: no such point in this run (see the report's ids)"
+  done
+  sysctl -qw net.core.bpf_jit_kallsyms="$kallsyms_was"
+fi
 
 # --- scale: N loopback pairs held open; what the daemon holds and what memory it takes ---------------------
 meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }

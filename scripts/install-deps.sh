@@ -25,8 +25,8 @@ test_packages=(
   qemu-system-x86 busybox-static cpio kmod xz-utils
 )
 # --with-bench adds what only bench/run.sh uses (it installs them itself when missing): wrk for the mesh
-# scenario's saturation rate, gnuplot for the plots, jq for the report.
-bench_packages=(wrk gnuplot-nox jq)
+# scenario's saturation rate, gnuplot for the plots, jq for the report, linux-perf for --profile.
+bench_packages=(wrk gnuplot-nox jq linux-perf)
 packages=("${build_packages[@]}")
 case "${1:-}" in
   ""|--build-only|--with-bench) ;;
