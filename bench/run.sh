@@ -153,6 +153,10 @@ goal_row() { # label point metric le|ge bound
   fi
   local met
   met=$(awk -v r="$r" -v b="$5" -v op="$4" 'BEGIN { print ((op == "le" ? r <= b : r >= b) ? "met" : "**not met**") }')
+  # For the goals plot: short label, ratio, bound.
+  local short=${3%_s}
+  short=${short%_us}; short=${short/conns_per/conn\/s}; short=${short/gbit/Gbit\/s}; short=${short/rps/req\/s}
+  [ -z "${goals_dat:-}" ] || echo "\"${2#local-} $short\" $r $5" >>"$goals_dat"
   echo "| $1 | \`$2\` $3 | $r ($([ "$4" = le ] && echo "<=" || echo ">=") $5) | $met |"
 }
 
@@ -246,13 +250,31 @@ set key top left
 plot "$dat" u 1:2 w lp t "bandwidth per core (higher is better)", "" u 1:3 w lp t "rr mean latency (lower is better)", "" u 1:4 w lp t "rr P99 latency (lower is better)", 1 w l lc "black" dt 2 notitle
 GP
   fi
-  rm -f "$dat"
+  if [ -s "$goals_dat" ]; then
+    gnuplot <<GP
+set terminal pngcairo size 1200,520 font ",9" noenhanced
+set output "${out%.md}-goals.png"
+set rmargin 8
+set title "Issue 14 goals: sockmapd / plain TCP, medians of this run (bars), and each goal's bound (dots)"
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -40 left
+set ylabel "ratio (1 = plain TCP)"
+set key top right
+set bmargin 9
+plot "$goals_dat" u 0:2:xtic(1) w boxes t "measured", "" u 0:3 w p pt 7 ps 1.2 lc "red" t "bound", 1 w l lc "black" dt 2 notitle
+GP
+  fi
+  rm -f "$dat" "$goals_dat"
 }
 
 # Writes the markdown for a raw sample file; the run's description is its {"run": ...} line.
 write_report() {
   local raw=$1 out=$2
   samples=$(mktemp /tmp/smd-bench-report.XXXXXX)
+  goals_dat=$(mktemp /tmp/smd-bench-goals.XXXXXX)
   # Samples only, plus stream throughput per core used: under load, a thread pinned to a shared CPU gets
   # less of it, and that (unlike the data path) varies from sample to sample. Mesh samples get the CPU per
   # request: everything the run's cgroup used over the sample (client, sidecars, server app, daemon) divided by
@@ -307,6 +329,8 @@ write_report() {
     echo "  last column: they show that local points were accelerated and non-local ones were not."
     echo
     write_goals
+    [ ! -s "$goals_dat" ] || echo "![every goal: measured ratio and its bound]($(basename "${out%.md}")-goals.png)"
+    echo
     if [[ ",$scenarios," == *,local,* ]]; then
       echo "## Local loopback: bandwidth (Gbit/s, higher is better)"
       echo
