@@ -302,6 +302,17 @@ std::string snapshot_sockets(TwoPods& pods, std::uint64_t id, std::uint16_t clie
                 inline_lines << " {" << pod->netns().name() << ": " << line.substr(0, 160) << "}";
         }
         file << "# " << pod->netns().name() << ": the sidecar's streams\n" << pod->sidecar_sessions() << "\n";
+        // The pod's NAT state for this connection: a close that never reached the sidecar may have missed the
+        // REDIRECT (conntrack entry gone or replaced), which sockets alone cannot show.
+        std::string conntrack;
+        run_command({"ip", "netns", "exec", pod->netns().name(), "cat", "/proc/net/nf_conntrack"}, &conntrack);
+        file << "# " << pod->netns().name() << ": /proc/net/nf_conntrack\n" << conntrack << "\n";
+        std::istringstream entries(conntrack);
+        std::string sport = "sport=" + std::to_string(port) + " ", dport = "dport=" + std::to_string(port) + " ";
+        while (std::getline(entries, line)) {
+            if (line.find(sport) != std::string::npos || line.find(dport) != std::string::npos)
+                inline_lines << " {" << pod->netns().name() << " conntrack: " << line.substr(0, 200) << "}";
+        }
     }
     return "sockets of both pods kept at " + path + ";" + inline_lines.str() + "; ";
 }
