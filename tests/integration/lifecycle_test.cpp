@@ -219,12 +219,15 @@ protected:
         bool drained = poll_until(
             [&] {
                 last = daemon().status();
+                // closed_pairs: entries whose sockets left the sockhash at close() and whose TCP close (LAST_ACK,
+                // FIN_WAIT) has not ended yet; sock_ops deletes each at its second end's TCP_CLOSE.
                 return status_number(last, "sockets") == 0 && status_number(last, "pairs") == 0 &&
-                       status_number(last, "half_pairs") == 0;
+                       status_number(last, "half_pairs") == 0 && status_number(last, "closed_pairs") == 0;
             },
             std::chrono::seconds(5));
         EXPECT_TRUE(drained) << "maps not empty 5 s after the last close: sockets " << last["sockets"] << ", pairs "
-                             << last["pairs"] << ", half_pairs " << last["half_pairs"];
+                             << last["pairs"] << ", half_pairs " << last["half_pairs"] << ", closed_pairs "
+                             << last["closed_pairs"];
     }
 
     // Four connections stream 64 MiB each way in three phases: phase 0 with the daemon running, phase 1 sent
@@ -386,6 +389,11 @@ TEST_F(OneEndOutOfScope, ClientInScopeServerInAnotherCgroup)
 }
 
 // Thousands of short request/reply connections, several at a time: every reply intact, maps back to empty.
+// Each worker's clients connect from their own loopback address: a listener's SYN hint is keyed by the client's
+// address and port only (the server port differs after a REDIRECT), so two connections at once from one client
+// address and port to two listeners share a hint, and the first handshake to finish deletes it before the other's
+// connect() looks for it. That other connection then stays on TCP (counted skipped_not_local): a known miss,
+// docs/design.md "Pairing", which one client address per worker keeps out of this test's exact counts.
 TEST_F(Lifecycle, ChurnOfShortConnectionsLeavesMapsEmpty)
 {
     constexpr int kWorkers = 4;
@@ -432,10 +440,11 @@ TEST_F(Lifecycle, ChurnOfShortConnectionsLeavesMapsEmpty)
                 }
             }
         });
-        threads.emplace_back([&, port] {
+        std::string client_address = "127.0.0." + std::to_string(2 + w);
+        threads.emplace_back([&, port, client_address] {
             for (int i = 0; i < kPerWorker && failures == 0; ++i) {
                 try {
-                    Fd conn = tcp_connect("127.0.0.1", port);
+                    Fd conn = tcp_connect("127.0.0.1", port, std::chrono::seconds(5), client_address);
                     std::uint16_t own = local_port(conn.get());
                     auto request = send_stream(conn.get(), own, kMessage, {kMessage}, deadline);
                     auto reply = recv_stream(conn.get(), kMessage, true, deadline);
@@ -462,7 +471,7 @@ TEST_F(Lifecycle, ChurnOfShortConnectionsLeavesMapsEmpty)
     auto status = daemon().status();
     constexpr std::uint64_t kConnections = kWorkers * kPerWorker;
     EXPECT_EQ(status["counters"]["pairs_made"], kConnections) << "every counter: " << status["counters"].dump();
-    EXPECT_EQ(status["counters"]["pairs_closed"], kConnections);
+    EXPECT_EQ(status["counters"]["pairs_closed"], kConnections) << "every counter: " << status["counters"].dump();
     EXPECT_EQ(status["counters"]["redirected_bytes"].get<std::uint64_t>() +
                   status["counters"]["fallback_bytes"].get<std::uint64_t>(),
               kConnections * 2 * kMessage);

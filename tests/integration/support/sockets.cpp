@@ -102,10 +102,15 @@ std::uint16_t local_port(int fd)
     return ntohs(reinterpret_cast<sockaddr_in6*>(&s)->sin6_port);
 }
 
-Fd tcp_connect(const std::string& addr, std::uint16_t port, std::chrono::milliseconds timeout)
+Fd tcp_connect(const std::string& addr, std::uint16_t port, std::chrono::milliseconds timeout, const std::string& from)
 {
     Address a = parse(addr, port);
     Fd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!from.empty()) {
+        Address local = parse(from, 0);
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&local.storage), local.len) != 0)
+            throw std::runtime_error(errno_text(("bind " + from).c_str()));
+    }
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a.storage), a.len) != 0 && errno != EINPROGRESS)
         throw std::runtime_error(errno_text(("connect " + addr).c_str()));
     if (!wait_for(fd.get(), POLLOUT, Clock::now() + timeout))

@@ -18,7 +18,9 @@ using Clock = std::chrono::steady_clock;
 // addr "::" listens dual-stack (IPv4 clients appear as v4-mapped). port 0: the kernel picks one.
 Fd tcp_listen(const std::string& addr, std::uint16_t port = 0);
 std::uint16_t local_port(int fd);
-Fd tcp_connect(const std::string& addr, std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// `from`: the local address to bind first (port chosen by the kernel), for example another 127.0.0.0/8 address.
+Fd tcp_connect(const std::string& addr, std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+               const std::string& from = "");
 Fd tcp_accept(int listen_fd, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 struct TransferResult {
