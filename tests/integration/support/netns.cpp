@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "env.hpp"
@@ -58,6 +60,24 @@ std::string wait_until_listening(const NetNs& ns, const std::vector<std::string>
             return "not listening after " + std::to_string(timeout.count()) + " ms; ss -tln:\n" + listening;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+}
+
+std::uint64_t tcp_ext_counter(const std::string& name)
+{
+    std::ifstream in("/proc/thread-self/net/netstat");
+    std::string keys, values;
+    while (std::getline(in, keys) && std::getline(in, values)) {
+        if (keys.rfind("TcpExt:", 0) != 0)
+            continue;
+        std::istringstream k(keys), v(values);
+        std::string key, value;
+        while (k >> key && v >> value) {
+            if (key == name)
+                return std::stoull(value);
+        }
+    }
+    ADD_FAILURE() << "no TcpExt counter " << name << " in /proc/thread-self/net/netstat";
+    return 0;
 }
 
 InNetns::InNetns(const NetNs& ns) : saved_(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC))

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ private:
 // does, or what went wrong: the server exited, or the timeout passed (with ss's listing).
 std::string wait_until_listening(const NetNs& ns, const std::vector<std::string>& wanted, Process& server,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// A TcpExt counter of this thread's namespace (/proc/thread-self/net/netstat), e.g. "TCPBacklogDrop": segments a
+// socket dropped because its backlog was full while its reader held it. Fails the test if there is no such counter.
+std::uint64_t tcp_ext_counter(const std::string& name);
 
 // While alive, this thread is in the namespace; sockets created meanwhile stay in it for good.
 class InNetns {
