@@ -10,6 +10,26 @@
 
 #define SMD_SOL_SOCKET 1
 #define SMD_SO_RCVLOWAT 18
+#define SMD_SO_KEEPALIVE 9
+#define SMD_SOL_TCP 6
+#define SMD_TCP_KEEPIDLE 4
+#define SMD_TCP_KEEPINTVL 5
+
+/*
+ * The peer of this socket closed with a reset, which may have been dropped at this socket's backlog (sockops.bpf.c,
+ * reset_sent()). A keepalive probe, sent at once (nothing came by TCP for longer than a second), reaches no socket
+ * at the peer's address, whose stack answers with a reset at this socket's rcv_nxt: the one TCP would have
+ * delivered. If the first reset arrives meanwhile, the socket closes and the probe never goes.
+ */
+static __always_inline void probe_reset_peer(struct tcp_sock *tp, struct smd_sock_ctx *ctx)
+{
+	int one = 1;
+
+	ctx->flags |= SMD_CTX_PROBING;
+	bpf_setsockopt(tp, SMD_SOL_TCP, SMD_TCP_KEEPIDLE, &one, sizeof(one));
+	bpf_setsockopt(tp, SMD_SOL_TCP, SMD_TCP_KEEPINTVL, &one, sizeof(one));
+	bpf_setsockopt(tp, SMD_SOL_SOCKET, SMD_SO_KEEPALIVE, &one, sizeof(one));
+}
 
 /* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
 static __always_inline bool leaving(struct smd_pair_state *state, __u64 self)
@@ -61,6 +81,8 @@ int smd_release(struct bpf_iter__tcp *it)
 	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
 	if (!state || !leaving(state, self))
 		return 0;
+	if ((state->flags & SMD_PAIR_RESET((ctx->key.role & 1) ^ 1)) && !(ctx->flags & SMD_CTX_PROBING))
+		probe_reset_peer(tp, ctx);
 
 	/* This socket's lock is held: its own sk_msg cannot be running, and every later one sees the pin. */
 	if (!smd_try_release(ctx, state, psock, smd_blocking(self)))

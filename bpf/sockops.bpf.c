@@ -293,6 +293,24 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	smd_debug("paired port %u", key.pair.active_port);
 }
 
+/*
+ * ESTABLISHED or CLOSE_WAIT straight to CLOSE: this end sent a reset (an abortive close) or got one. A reset to a
+ * peer whose reader holds its socket lock, with more redirected data queued than its socket backlog allows beside
+ * it, is dropped (tcp_add_backlog()), and nothing sends it again: the peer would wait forever (docs/design.md,
+ * "A reset the reader missed"). A normal close passes through FIN_WAIT or LAST_ACK.
+ */
+static __always_inline bool reset_sent(__u64 old_state)
+{
+	return old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT;
+}
+
+static __always_inline bool peer_in_sockhash(__u32 flags, __u32 peer_role)
+{
+	__u32 in = peer_role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_IN : SMD_PAIR_PASSIVE_IN;
+
+	return (flags & in) && !(flags & SMD_PAIR_RELEASED(peer_role & 1)) && !(flags & SMD_PAIR_CLOSED(peer_role));
+}
+
 /* The kernel drops a closing socket from the sockhash itself; the pair entry goes with its last end. */
 static __always_inline void on_close(struct bpf_sock_ops *skops)
 {
@@ -310,6 +328,13 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	if (!state)
 		return;
 	closed_bit = ctx->key.role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED;
+	if (reset_sent(skops->args[0]) && peer_in_sockhash(state->flags, ctx->key.role ^ 1)) {
+		/* Before the closed bit: a sweep that sees this end closed already sees the reset too. */
+		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_RESET(ctx->key.role & 1) | SMD_PAIR_LEAVING);
+		if (!(old & SMD_PAIR_LEAVING))
+			smd_count(SMD_CTR_LEFT_OTHER, 1);
+		bpf_ringbuf_output(&smd_events, &ctx->key.pair.netns_cookie, sizeof(__u64), 0);
+	}
 	old = __sync_fetch_and_or(&state->flags, closed_bit);
 	if (old & closed_bit)
 		return;

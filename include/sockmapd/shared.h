@@ -77,6 +77,12 @@ struct smd_hint {
 #define SMD_PAIR_LEAVING (1u << 5)
 #define SMD_PAIR_PINNED(role) (1u << (6 + (role)))   /* that end's own sends go by TCP from now on */
 #define SMD_PAIR_RELEASED(role) (1u << (8 + (role))) /* that end was taken out of the sockhash */
+/*
+ * That end closed with a reset (ESTABLISHED or CLOSE_WAIT straight to CLOSE) while the other was in the sockhash:
+ * the reset may have been dropped at the other's socket backlog (docs/design.md, "A reset the reader missed"), so
+ * the release iterator has the other end probe it (keepalive), and the reset comes again.
+ */
+#define SMD_PAIR_RESET(role) (1u << (10 + (role)))
 #define SMD_PAIR_CLOSED(role) ((role) == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED)
 
 /*
@@ -102,6 +108,7 @@ struct smd_pair_state {
 
 /* Per-socket context, in BPF socket storage; read by sk_msg on every send. */
 #define SMD_CTX_TCP_PINNED (1u << 0)   /* this direction used the TCP path once: never redirect again */
+#define SMD_CTX_PROBING (1u << 1)      /* the peer reset; keepalive probes it until the reset arrives */
 
 /* What one queued sk_msg costs the receiver's node besides its payload (struct sk_msg, from kmalloc-1k). */
 #define SMD_MSG_OVERHEAD 1024
