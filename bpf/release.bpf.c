@@ -17,9 +17,9 @@
 
 /*
  * The peer of this socket closed with a reset, which may have been dropped at this socket's backlog (sockops.bpf.c,
- * reset_sent()). A keepalive probe, sent at once (nothing came by TCP for longer than a second), reaches no socket
- * at the peer's address, whose stack answers with a reset at this socket's rcv_nxt: the one TCP would have
- * delivered. If the first reset arrives meanwhile, the socket closes and the probe never goes.
+ * reset_sent()). A keepalive probe, sent once nothing has come by TCP for a second (the redirect does not count),
+ * reaches no socket at the peer's address, whose stack answers with a reset at this socket's rcv_nxt: the one TCP
+ * would have delivered. If the first reset arrives meanwhile, the socket closes and the probe never goes.
  */
 static __always_inline void probe_reset_peer(struct tcp_sock *tp, struct smd_sock_ctx *ctx)
 {
