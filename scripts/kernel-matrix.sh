@@ -18,7 +18,9 @@ tmpfs overlay for writes), runs build/smd_integration_tests there one test per p
   --smoke              CI's short filter: ten loopback, receive-semantics, shutdown and backpressure cases
   --build-dir DIR      build directory holding smd_integration_tests (default: the repository's build/)
   --timeout S          seconds per kernel, boot included; on expiry the VM is killed: TIMEOUT (default 3000)
-  --test-timeout S     seconds per test case (default 300)
+  --test-timeout S     seconds per test case (default 300; in a VM, times the time scale)
+  --time-scale N       in a VM, multiply the tests' transfer budgets by N (SOCKMAPD_TEST_TIME_SCALE): TCG
+                       runs a bulk transfer several times slower than the host (default 3; the host: 1)
   --cache DIR          kernel packages, downloaded and unpacked once (default ~/.cache/sockmapd-kernels)
   --memory SIZE        VM memory (default 2G)      --cpus N   VM CPUs (default 2)
   -h, --help
@@ -125,6 +127,7 @@ filter="$default_filter"
 build_dir=
 timeout_s=3000
 test_timeout=300
+time_scale=3
 cache="${HOME:-/root}/.cache/sockmapd-kernels"
 memory=2G
 cpus=2
@@ -136,6 +139,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build_dir=${2:?} build_dir_arg=$2; shift 2 ;;
     --timeout) timeout_s=${2:?}; shift 2 ;;
     --test-timeout) test_timeout=${2:?}; shift 2 ;;
+    --time-scale) time_scale=${2:?}; shift 2 ;;
     --cache) cache=${2:?}; shift 2 ;;
     --memory) memory=${2:?}; shift 2 ;;
     --cpus) cpus=${2:?}; shift 2 ;;
@@ -145,6 +149,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$timeout_s" =~ ^[0-9]+$ && "$test_timeout" =~ ^[0-9]+$ && "$cpus" =~ ^[0-9]+$ ]] ||
   die "--timeout, --test-timeout and --cpus take whole numbers"
+[[ "$time_scale" =~ ^[1-9][0-9]?$ ]] || die "--time-scale takes a whole number from 1 to 99"
 [[ "$memory" =~ ^[0-9]+[MG]$ ]] || die "--memory takes a size like 2G or 1536M"
 # The filter travels into the VM inside a shell file; keep it to gtest's own characters.
 [[ "$filter" =~ ^[A-Za-z0-9_*?.:/-]+$ ]] || die "--filter may hold only letters, digits and _ * ? . : / -"
@@ -308,7 +313,8 @@ KMX_MODDIR='$moddir'
 KMX_SCRIPT='$script'
 KMX_TEST_BIN='$test_bin'
 KMX_FILTER='$filter'
-KMX_TEST_TIMEOUT='$test_timeout'
+KMX_TEST_TIMEOUT='$((test_timeout * time_scale))'
+KMX_TIME_SCALE='$time_scale'
 EOF
   cat > "$root/init" <<'EOF'
 #!/bin/busybox sh
@@ -361,7 +367,7 @@ hostname kmx-guest
 ip link set lo up
 say "running tests"
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  TERM=dumb \
+  TERM=dumb SOCKMAPD_TEST_TIME_SCALE="$KMX_TIME_SCALE" \
   /bin/bash "$KMX_SCRIPT" --run-tests "$KMX_TEST_BIN" "$KMX_FILTER" "$KMX_TEST_TIMEOUT" \
   > /dev/ttyS1 2>&1
 out "KMX-DONE $?"

@@ -53,7 +53,9 @@ TEST_F(Loopback, OneGibibyteEachWayIsRedirectedIntact)
     Fd listener = tcp_listen("127.0.0.1");
     Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
     Fd server = tcp_accept(listener.get());
+    auto start = Clock::now();
     auto r = duplex_transfer(client.get(), server.get(), 101, kGiB, 202, kGiB, {1 << 20, 65536}, std::chrono::seconds(120));
+    record("one_gibibyte_each_way_seconds", std::to_string(elapsed_ms(start) / 1000));
     expect_intact(r, 101, kGiB, 202, kGiB);
     // A reader that lags the default --max-queued-bytes behind moves its direction to TCP until it catches up
     // (design.md, "Backpressure"); anything not redirected must be explained by that.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -14,6 +15,11 @@ inline std::string sockmapctl_bin() { return SMD_SOCKMAPCTL_BIN; }
 
 // Unique per test process, so parallel ctest runs never share a cgroup, namespace or pin path.
 std::string unique_name(const std::string& prefix);
+
+// A bulk transfer's wall-clock budget times SOCKMAPD_TEST_TIME_SCALE (a whole number, default 1): the kernel
+// matrix sets it under qemu's TCG, which moves bytes several times slower than the host. Only budgets that
+// bound how long work may take scale; bounds a test asserts (a latency, a wake-up delay) do not.
+std::chrono::seconds time_budget(std::chrono::seconds budget);
 
 } // namespace smdtest
 

@@ -1,6 +1,8 @@
 // Non-blocking sockets driven by poll() against a deadline: a hang becomes a test failure with a message.
 #include "sockets.hpp"
 
+#include "env.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -260,7 +262,7 @@ DuplexResult duplex_transfer(int a, int b, std::uint64_t seed_ab, std::uint64_t 
                              std::chrono::seconds timeout, std::atomic<std::uint64_t>* progress)
 {
     DuplexResult r;
-    auto deadline = Clock::now() + timeout;
+    auto deadline = Clock::now() + time_budget(timeout);
     auto sender = [&](int fd, std::uint64_t seed, std::uint64_t len, TransferResult& out) {
         out = send_stream(fd, seed, len, write_sizes, deadline, progress);
         ::shutdown(fd, SHUT_WR);
