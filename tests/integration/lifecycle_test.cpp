@@ -392,8 +392,9 @@ TEST_F(OneEndOutOfScope, ClientInScopeServerInAnotherCgroup)
 // Each worker's clients connect from their own loopback address: a listener's SYN hint is keyed by the client's
 // address and port only (the server port differs after a REDIRECT), so two connections at once from one client
 // address and port to two listeners share a hint, and the first handshake to finish deletes it before the other's
-// connect() looks for it. That other connection then stays on TCP (counted skipped_not_local): a known miss,
-// docs/design.md "Pairing", which one client address per worker keeps out of this test's exact counts.
+// connect() looks for it. That other connection then stays on TCP (counted skipped_not_local): a known miss
+// (docs/design.md, "SYN hints: which sockets enter the sockhash", hint collisions), which one client address per
+// worker keeps out of this test's exact counts.
 TEST_F(Lifecycle, ChurnOfShortConnectionsLeavesMapsEmpty)
 {
     constexpr int kWorkers = 4;

@@ -6,11 +6,11 @@
 // peer, whose stack sends the reset again (docs/design.md, "A reset the reader missed").
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "held_copy.hpp"
@@ -58,7 +58,6 @@ TEST_P(TransparentEnd, ReachesAReaderInTheMiddleOfARead)
         auto sent_stream = send_stream(pair.client.get(), kSeed, kStream, {kChunk}, Clock::now() + 10s);
         ASSERT_EQ(sent_stream.error, "") << label(mode, "the writer");
         const std::uint64_t sent = sent_stream.digest.length;
-        std::vector<std::uint8_t> chunk(kChunk);
         record(label(mode, "receive_memory_when_the_end_arrives"), std::to_string(receive_memory(pair.server.get())));
 
         auto drops_before = tcp_ext_counter("TCPBacklogDrop");
@@ -88,39 +87,29 @@ TEST_P(TransparentEnd, ReachesAReaderInTheMiddleOfARead)
         ASSERT_GT(first, 0) << label(mode, "first recv: ") << errno_name(first_errno);
 
         // The rest, until the end arrives.
-        Sha256 sha;
-        sha.update(held.data(), static_cast<std::size_t>(first));
-        std::uint64_t received = static_cast<std::uint64_t>(first);
-        bool eof = false;
-        int end_errno = 0;
-        auto deadline = Clock::now() + kEndDeadline;
-        while (!eof && !end_errno) {
-            ssize_t n = ::recv(pair.server.get(), chunk.data(), chunk.size(), MSG_DONTWAIT);
-            if (n > 0) {
-                sha.update(chunk.data(), static_cast<std::size_t>(n));
-                received += static_cast<std::uint64_t>(n);
-            } else if (n == 0) {
-                eof = true;
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!wait_event(pair.server.get(), POLLIN | POLLRDHUP, deadline))
-                    break;
-            } else {
-                end_errno = errno;
-            }
-        }
-        Digest got{received, sha.hex()};
+        auto rest = recv_stream(pair.server.get(), sent - static_cast<std::uint64_t>(first), true,
+                                Clock::now() + kEndDeadline);
+        const std::uint64_t received = static_cast<std::uint64_t>(first) + rest.digest.length;
         record(label(mode, "received_before_the_end"), std::to_string(received) + " of " + std::to_string(sent));
         record(label(mode, "end_after_the_copy_ms"), std::to_string(elapsed_ms(released)));
         // Recorded, not asserted: a drop is recovered (FIN retransmitted, RST probed for), late by a timer.
         record(label(mode, "segments_dropped_at_the_backlog"),
                std::to_string(tcp_ext_counter("TCPBacklogDrop") - drops_before));
-        EXPECT_EQ(got, expected_digest(kSeed, received)) << label(mode, "the bytes read are not the stream's start");
+        Sha256 held_sha;
+        held_sha.update(held.data(), static_cast<std::size_t>(first));
+        EXPECT_EQ((Digest{static_cast<std::uint64_t>(first), held_sha.hex()}), expected_digest(kSeed, first))
+            << label(mode, "the held read's bytes are not the stream's start");
+        PatternStream stream(kSeed);
+        stream.seek(static_cast<std::uint64_t>(first));
+        EXPECT_EQ(rest.digest, continued_digest(stream, rest.digest.length))
+            << label(mode, "the bytes after the held read are not the stream's");
         if (reset) {
-            EXPECT_EQ(end_errno, ECONNRESET) << label(mode, "after ") << received << " bytes: "
-                                             << (eof ? "EOF" : end_errno ? errno_name(end_errno) : "no reset within 5 s");
+            EXPECT_EQ(rest.error.rfind("recv: " + std::string(std::strerror(ECONNRESET)), 0), 0u)
+                << label(mode, "after ") << received << " bytes: "
+                << (rest.eof ? "EOF" : rest.error.empty() ? "no reset within 5 s" : rest.error);
         } else {
-            EXPECT_TRUE(eof) << label(mode, "no EOF within 5 s after ") << received << " of " << sent << " bytes"
-                             << (end_errno ? ": " + errno_name(end_errno) : "");
+            EXPECT_TRUE(rest.eof) << label(mode, "no EOF within 5 s after ") << received << " of " << sent
+                                  << " bytes" << (rest.error.empty() ? "" : ": " + rest.error);
             EXPECT_EQ(received, sent) << label(mode, "bytes before EOF");
         }
         if (accelerated()) {
