@@ -1,6 +1,7 @@
 // sockmapd --check and sockmapctl doctor: what this node offers sockmapd, as a report with a verdict.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,14 @@ struct KnownKernelBug {
     bool data_loss;      // on sockmapd's data path: refuse; otherwise warn
 };
 const std::vector<KnownKernelBug>& known_kernel_bugs();
+
+// Whether the kernel has "bpf: tcp: Fix use-after-free in bpf_iter_tcp_established_batch()" (CVE-2026-74714),
+// judged by its release: mainline 7.2, or 7.1.9, 6.18.45, 6.12.104, 6.6.152, 6.1.183 or later in those stable
+// series. Without it, an iter/tcp run can take a reference on a request socket that a concurrent SYN is inserting
+// into the established hash, and the reference is lost (a refcount warning, then a leaked or freed socket): the
+// more often the release iterator runs in a namespace that accepts connections, the likelier. nullopt: the release
+// cannot be read. A distribution kernel may carry the fix under an older number.
+std::optional<bool> iter_tcp_refcount_fixed(const std::string& release);
 
 struct DoctorReport {
     std::vector<CheckResult> checks;

@@ -21,5 +21,8 @@ std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan);
 
 // BTF, map and program types and helpers the data path uses (probed in the running kernel).
 std::vector<PreflightIssue> check_kernel_features();
+// The kernel checks that only warn (known kernel bugs off sockmapd's data path, iter/tcp): one log line each, once
+// the daemon is past every refusal, so that a refusal stays one line.
+void log_kernel_warnings();
 
 } // namespace sockmapd

@@ -77,6 +77,24 @@ const std::vector<KnownKernelBug>& known_kernel_bugs()
     return bugs;
 }
 
+std::optional<bool> iter_tcp_refcount_fixed(const std::string& release)
+{
+    int major = 0, minor = 0, patch = 0;
+    int fields = std::sscanf(release.c_str(), "%d.%d.%d", &major, &minor, &patch);
+    if (fields < 2)
+        return std::nullopt;
+    if (major > 7 || (major == 7 && minor >= 2))
+        return true;
+    // The stable series that carry the fix, with the first release that does; the other series ended without it.
+    static constexpr struct {
+        int major, minor, patch;
+    } kFixedIn[] = {{7, 1, 9}, {6, 18, 45}, {6, 12, 104}, {6, 6, 152}, {6, 1, 183}};
+    for (const auto& fixed : kFixedIn)
+        if (major == fixed.major && minor == fixed.minor)
+            return patch >= fixed.patch;
+    return false;
+}
+
 bool DoctorReport::usable() const
 {
     for (const auto& check : checks)
@@ -129,6 +147,14 @@ DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
         add(report, "backpressure", CheckStatus::fail,
             facts.backpressure_missing + ": a receiver that stops reading would let its sender queue without bound",
             "use Linux 6.2 or newer");
+    if (auto fixed = iter_tcp_refcount_fixed(facts.kernel_release); fixed && !*fixed)
+        add(report, "iter/tcp", CheckStatus::warn,
+            "without \"bpf: tcp: Fix use-after-free in bpf_iter_tcp_established_batch()\" (CVE-2026-74714): each "
+            "run of the release iterator can, rarely, take a reference on a socket a SYN is being accepted on, which "
+            "is then lost (refcount warning, leaked or freed socket). sockmapd runs it only for connections that leave "
+            "the redirect",
+            "use Linux 7.2, 7.1.9, 6.18.45, 6.12.104, 6.6.152, 6.1.183 or newer in their series, or check that your "
+            "distribution backported the fix");
     if (facts.fionread_missing.empty())
         add(report, "FIONREAD", CheckStatus::ok, "counts the redirect queue of a socket in the sockhash (tcp_bpf_ioctl)");
     else

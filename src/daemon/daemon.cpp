@@ -277,6 +277,7 @@ void run_daemon(const DaemonConfig& config)
     pin_dirs.keep();
     metrics.datapath_up(config.pin_path);
     metrics.check_capacity(); // reused maps may be full already
+    log_kernel_warnings();
     if (http)
         spdlog::info("serving /metrics, /healthz and /readyz on http://{}", format_listen_address(http->address()));
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);

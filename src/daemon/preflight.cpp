@@ -1,6 +1,8 @@
 // Privilege and kernel-feature probes run before the daemon touches the system.
 #include "sockmapd/preflight.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 #include "sockmapd/capabilities.hpp"
@@ -34,6 +36,15 @@ std::vector<PreflightIssue> check_kernel_features()
         if (check.status == CheckStatus::fail)
             issues.push_back({check.name + ": " + check.detail, check.remedy + " (sockmapd --check shows all checks)"});
     return issues;
+}
+
+void log_kernel_warnings()
+{
+    EnvironmentFacts facts;
+    probe_kernel(facts);
+    for (const auto& check : evaluate_kernel(facts).checks)
+        if (check.status == CheckStatus::warn)
+            spdlog::warn("{}: {}{}", check.name, check.detail, check.remedy.empty() ? "" : "; " + check.remedy);
 }
 
 } // namespace sockmapd

@@ -11,7 +11,7 @@ namespace {
 EnvironmentFacts healthy()
 {
     EnvironmentFacts facts;
-    facts.kernel_release = "6.18.44-generic";
+    facts.kernel_release = "6.18.45-generic";
     facts.btf = true;
     facts.program_types = {{"sock_ops", true}, {"sk_msg", true}};
     facts.map_types = {{"sockhash", true}, {"sk_storage", true}};
@@ -37,7 +37,7 @@ TEST(Doctor, HealthyNodeIsUsableWithNoWarnings)
     for (const auto& check : report.checks)
         EXPECT_EQ(check.status, CheckStatus::ok) << check.name << ": " << check.detail;
     auto text = format_doctor_text(report);
-    EXPECT_NE(text.find("ok    kernel: 6.18.44-generic\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("ok    kernel: 6.18.45-generic\n"), std::string::npos) << text;
     EXPECT_NE(text.find("\nverdict: usable\n"), std::string::npos) << text;
 }
 
@@ -176,6 +176,28 @@ TEST(Doctor, KnownBugsApplyBelowTheirFixingRelease)
     EXPECT_EQ(applying, expected);
     EXPECT_EQ(report.usable(), true);
     EXPECT_EQ(find_check(evaluate(healthy()), "kernel bug", CheckStatus::warn), nullptr) << "6.18 has every fix";
+}
+
+// CVE-2026-74714: fixed in mainline 7.2 and in five stable series; every other series ended without it.
+TEST(Doctor, IterTcpRefcountFixIsJudgedByStableRelease)
+{
+    for (const char* fixed : {"7.2.0", "7.3-rc1", "8.0.1", "7.1.9", "6.18.45-generic", "6.18.100", "6.12.104",
+                              "6.12.118+deb12-cloud-amd64", "6.6.152", "6.1.183", "6.1.192-1"})
+        EXPECT_EQ(iter_tcp_refcount_fixed(fixed), true) << fixed;
+    for (const char* affected : {"7.1.8", "7.0.30", "6.19.5", "6.18.44-fc-v1272", "6.18", "6.13.2", "6.12.103",
+                                 "6.11.11", "6.6.151", "6.2.16", "6.1.182", "5.15.190"})
+        EXPECT_EQ(iter_tcp_refcount_fixed(affected), false) << affected;
+    EXPECT_EQ(iter_tcp_refcount_fixed("weird"), std::nullopt);
+
+    auto facts = healthy();
+    facts.kernel_release = "6.18.44-fc-v1272";
+    auto report = evaluate(facts);
+    const CheckResult* check = find_check(report, "iter/tcp", CheckStatus::warn);
+    ASSERT_NE(check, nullptr);
+    EXPECT_NE(check->detail.find("CVE-2026-74714"), std::string::npos) << check->detail;
+    EXPECT_NE(check->remedy.find("6.18.45"), std::string::npos) << check->remedy;
+    EXPECT_TRUE(report.usable()) << "a warning, not a refusal: the release iterator is needed on every kernel";
+    EXPECT_EQ(find_check(evaluate(healthy()), "iter/tcp", CheckStatus::warn), nullptr);
 }
 
 TEST(Doctor, JsonCarriesVerdictAndEveryCheck)
