@@ -196,6 +196,27 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
 }
 
 /*
+ * Whether the receiver's socket backlog may no longer hold what arrives by TCP while its reader copies. While a
+ * reader is inside recv() its socket is locked, and a segment that arrives (a FIN, a RST, an ACK) waits in the
+ * backlog, which tcp_add_backlog() bounds together with the receive memory: a segment is dropped once both pass
+ * 2 x sk_rcvbuf + sk_sndbuf / 2 + 64 KiB. The redirect queue counts in the receive memory, and TCP's buffer tuning
+ * never sees it: a dropped FIN comes again after a retransmission timer, a dropped RST never does (design.md, "Room
+ * in the backlog"). So once `queued` passes half that bound (the 64 KiB left for the segments themselves), sk_msg
+ * asks the release iterator to raise the receiver's SO_RCVBUF. A locked SO_RCVBUF bounds the queue itself (its cap),
+ * far below the bound, and is never raised.
+ */
+#define SMD_BACKLOG_SLACK (64 * 1024)
+
+static __always_inline bool smd_backlog_short(__u64 peer_sk, __u64 queued)
+{
+	struct sock *peer = smd_sock_at(peer_sk);
+
+	if (BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK)
+		return false;
+	return queued * 4 > 4 * (__u64)(__u32)peer->sk_rcvbuf + (__u64)(__u32)peer->sk_sndbuf;
+}
+
+/*
  * The address of the node's TCP memory pressure flag, from a socket's protocol: &tcp_memory_pressure for every TCP
  * socket, also through tcp_bpf's copies of tcp_prot. The kernel sets it when TCP's memory passes tcp_mem's second
  * value and clears it below the first. vmlinux BTF describes no global variable that is not per-CPU, so there is

@@ -77,6 +77,12 @@ struct sock {
 	int sk_rcvbuf;          /* receive buffer: what TCP lets a reader that does not read hold back */
 	int sk_sndbuf;          /* send buffer: what TCP holds on the sender's side for a reader that does not read */
 	int sk_rcvlowat;        /* SO_RCVLOWAT: written back unchanged to wake a released socket's reader */
+	struct {
+		struct {
+			int counter;
+		} rmem_alloc;   /* receive memory: TCP's queue, its backlog's bound counts it; the redirect queue too
+				   (6.12 and 6.18 here) */
+	} sk_backlog;
 	__u8 sk_userlocks;      /* SOCK_RCVBUF_LOCK: the application set SO_RCVBUF (a bit field before 6.x) */
 	kuid_t sk_uid;          /* owner; an accepted socket inherits the listener's */
 	void *sk_user_data;     /* a socket in a sockmap: its struct sk_psock, flag bits in the low 3 bits */
@@ -91,6 +97,7 @@ struct tcp_sock {
 	__u32 rcv_wnd;    /* receiver: the window advertised then; the sender may send up to rcv_wup + rcv_wnd */
 	__u32 copied_seq; /* receiver: next TCP byte the application will read */
 	__u32 write_seq;  /* sender: next TCP byte the application will write */
+	__u8 scaling_ratio; /* window / receive buffer in 256ths (6.6 and later): tcp_space_from_win() */
 } __attribute__((preserve_access_index));
 
 struct list_head {

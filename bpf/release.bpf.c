@@ -31,6 +31,53 @@ static __always_inline void probe_reset_peer(struct tcp_sock *tp, struct smd_soc
 	bpf_setsockopt(tp, SMD_SOL_SOCKET, SMD_SO_KEEPALIVE, &one, sizeof(one));
 }
 
+/*
+ * sk_msg found this socket's redirect queue past half its backlog bound (backpressure.bpf.h, smd_backlog_short()).
+ * Raises its receive buffer so that the bound holds twice the queue (or the receive memory, where the queue counts)
+ * plus 64 KiB: 2 x sk_rcvbuf + sk_sndbuf / 2 >= 2 x (queue + 64 KiB). Through SO_RCVLOWAT, as TCP's own tuning
+ * would grow it for a reader that keeps this much in flight: tcp_set_rcvlowat() grows sk_rcvbuf to hold a window
+ * of that many bytes, up to tcp_rmem's maximum, and neither shrinks nor locks it; the socket's own low-water mark
+ * is set again right after, under the same socket lock. Only while TCP's receive queue is empty, where the mark
+ * changes nothing an application can see (poll() counts the redirect queue whatever the mark). The flag is
+ * cleared once the bound is large enough; it stays set when nothing could be raised (tcp_rmem's maximum reached,
+ * TCP bytes waiting), so that sk_msg does not ask again at every send (the next sweep of the namespace tries again).
+ */
+static __always_inline void grow_receive_buffer(struct tcp_sock *tp, struct sk_psock *psock,
+						 struct smd_pair_state *state, __u32 role)
+{
+	struct sock *sk = smd_sock_at((__u64)tp);
+	__u64 queued = psock->msg_tot_len, rmem = (__u32)sk->sk_backlog.rmem_alloc.counter, target;
+	__u64 rcvbuf = (__u32)sk->sk_rcvbuf, quarter_sndbuf = (__u32)sk->sk_sndbuf / 4;
+	int window, lowat = sk->sk_rcvlowat;
+
+	target = (rmem > queued ? rmem : queued) + SMD_BACKLOG_SLACK;
+	if ((BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK) || target <= rcvbuf + quarter_sndbuf) {
+		__sync_fetch_and_and(&state->flags, ~SMD_PAIR_GROW(role)); /* nothing to raise (any more) */
+		return;
+	}
+	if (tp->rcv_nxt != tp->copied_seq || target > 0x3fffffff)
+		return;
+	target -= quarter_sndbuf;
+	/* tcp_space_from_win(): the window is the buffer times scaling_ratio / 256 (6.6 and later), else half */
+	if (bpf_core_field_exists(struct tcp_sock, scaling_ratio) && tp->scaling_ratio)
+		window = (int)((target * tp->scaling_ratio) >> 8) + 1;
+	else
+		window = (int)(target >> 1) + 1;
+	bpf_setsockopt(tp, SMD_SOL_SOCKET, SMD_SO_RCVLOWAT, &window, sizeof(window));
+	bpf_setsockopt(tp, SMD_SOL_SOCKET, SMD_SO_RCVLOWAT, &lowat, sizeof(lowat));
+	if ((__u64)(__u32)smd_sock_at((__u64)tp)->sk_rcvbuf > rcvbuf)
+		__sync_fetch_and_and(&state->flags, ~SMD_PAIR_GROW(role));
+}
+
+/* Whether the daemon raises receive buffers (--raise-receive-buffers): a restart may have turned it off. */
+static __always_inline bool raising_receive_buffers(void)
+{
+	__u32 zero = 0;
+	struct smd_control *control = bpf_map_lookup_elem(&smd_control, &zero);
+
+	return control && (control->flags & SMD_CONTROL_RAISE_RCVBUF);
+}
+
 /* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
 static __always_inline bool leaving(struct smd_pair_state *state, __u64 self)
 {
@@ -79,7 +126,11 @@ int smd_release(struct bpf_iter__tcp *it)
 	if (!psock)
 		return 0; /* not in the sockhash (never paired, or released already) */
 	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
-	if (!state || !leaving(state, self))
+	if (!state)
+		return 0;
+	if ((state->flags & SMD_PAIR_GROW(ctx->key.role & 1)) && raising_receive_buffers())
+		grow_receive_buffer(tp, psock, state, ctx->key.role & 1);
+	if (!leaving(state, self))
 		return 0;
 	if ((state->flags & SMD_PAIR_RESET((ctx->key.role & 1) ^ 1)) && !(ctx->flags & SMD_CTX_PROBING))
 		probe_reset_peer(tp, ctx);

@@ -39,6 +39,19 @@ static __always_inline int leave_redirect(struct smd_sock_ctx *ctx, enum smd_cou
 	return pass_to_tcp(ctx, message_reason, size);
 }
 
+/*
+ * The receiver's queue outgrew half its backlog bound (smd_backlog_short()): the release iterator raises its
+ * receive buffer. One event until that is done; a queue that grows on past the raised bound asks again.
+ */
+static __always_inline void ask_for_room(struct smd_sock_ctx *ctx)
+{
+	struct smd_pair_state *state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
+	__u32 grow = SMD_PAIR_GROW((ctx->key.role & 1) ^ 1);
+
+	if (state && !(state->flags & grow) && !(__sync_fetch_and_or(&state->flags, grow) & grow))
+		bpf_ringbuf_output(&smd_events, &ctx->key.pair.netns_cookie, sizeof(__u64), 0);
+}
+
 /* Which reason, if any, makes this direction leave the redirect before this message. */
 static __always_inline int must_leave(struct sk_msg_md *msg, struct smd_sock_ctx *ctx,
 				      const struct smd_control *control, __u64 size)
@@ -66,6 +79,9 @@ static __always_inline int must_leave(struct sk_msg_md *msg, struct smd_sock_ctx
 		return SMD_CTR_LEFT_BACKPRESSURE;
 	if (smd_receiver_memcg_full(peer_sk, size))
 		return SMD_CTR_LEFT_MEMCG;
+	if ((control->flags & SMD_CONTROL_RAISE_RCVBUF) && psock->msg_tot_len &&
+	    smd_backlog_short(peer_sk, psock->msg_tot_len + size))
+		ask_for_room(ctx);
 	return 0;
 }
 

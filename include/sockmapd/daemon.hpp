@@ -24,6 +24,9 @@ struct DaemonConfig {
     std::uint32_t max_hints = SMD_DEFAULT_MAX_HINTS;
     // SYN hints older than this are deleted: their handshake never completed.
     std::chrono::seconds hint_max_age{SMD_DEFAULT_HINT_MAX_AGE_S};
+    // "auto", "on" or "off": raise a receiver's receive buffer as its redirect queue grows (docs/design.md, "Room
+    // in the backlog"); auto: only on kernels whose iter/tcp has the refcount fix (iter_tcp_refcount_fixed()).
+    std::string raise_receive_buffers = "auto";
 };
 
 // Blocks until SIGTERM or SIGINT. Throws sockmapd::Error on anything that keeps it from running;

@@ -65,8 +65,10 @@ public:
 
     // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set, and sets what bounds a
     // receiver's unread redirected bytes: its queue cap is sized against what TCP holds (wmem_max) and grows up
-    // to rmem_max like a TCP receive buffer, never past max_queued_bytes (0: no bound beyond the TCP-like one).
-    void resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max);
+    // to rmem_max like a TCP receive buffer, never past max_queued_bytes (0: no bound beyond the TCP-like one);
+    // and whether a receiver's buffer is raised as its queue grows (design.md, "Room in the backlog").
+    void resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max,
+                          bool raise_receive_buffers);
 
     // Creates the link of the release iterator (release.bpf.c); owned, so it ends with this object.
     void attach_release_iterator();

@@ -12,15 +12,18 @@ struct ring_buffer;
 
 namespace sockmapd {
 
-// The leaving connections in smd_pairs: how many still have a socket in the sockhash, and in which namespaces.
+// The leaving connections in smd_pairs: how many still have a socket in the sockhash; and the namespaces a sweep
+// has work in: theirs, and those of sockets whose receive buffer sk_msg asked to raise (SMD_PAIR_GROW), which one
+// sweep does and which therefore do not count as pending.
 struct LeavingPairs {
     std::size_t pending = 0;
     std::set<std::uint64_t> netns_cookies;
 };
 LeavingPairs find_leaving_pairs(int pairs_fd);
 
-// sk_msg marks a connection as leaving and reports its namespace on smd_events; only an iter/tcp program, run
-// inside that namespace, can take its sockets out of the sockhash and wake their readers (release.bpf.c).
+// sk_msg marks a connection as leaving, or a receiver as short of backlog room, and reports its namespace on
+// smd_events; only an iter/tcp program, run inside that namespace, can take its sockets out of the sockhash, wake
+// their readers and raise a receive buffer (release.bpf.c).
 // While any leaving connection is not released yet (its reader has not read everything redirected to it),
 // the namespaces are swept again, soon after an event and less often while nothing changes.
 class Releaser {

@@ -83,6 +83,12 @@ struct smd_hint {
  * the release iterator has the other end probe it (keepalive), and the reset comes again.
  */
 #define SMD_PAIR_RESET(role) (1u << (10 + (role)))
+/*
+ * That end's redirect queue outgrew half its socket backlog bound: the release iterator raises its SO_RCVBUF, as
+ * TCP's receive-buffer tuning would for a reader that keeps this much in flight, so that what arrives by TCP while
+ * its reader copies (a FIN, a RST) is not dropped (docs/design.md, "Room in the backlog"). Cleared when done.
+ */
+#define SMD_PAIR_GROW(role) (1u << (12 + (role)))
 #define SMD_PAIR_CLOSED(role) ((role) == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED)
 
 /*
@@ -264,6 +270,8 @@ struct smd_info {
 
 /* The one entry of smd_control: written by the daemon and sockmapctl uninstall, read by sk_msg on every send. */
 #define SMD_CONTROL_DRAIN (1u << 0) /* stop redirecting: every direction moves to TCP for good */
+/* raise a receiver's receive buffer as its redirect queue grows (SMD_PAIR_GROW; --raise-receive-buffers) */
+#define SMD_CONTROL_RAISE_RCVBUF (1u << 1)
 
 struct smd_control {
 	__u32 flags; /* SMD_CONTROL_* */

@@ -288,10 +288,12 @@ std::size_t Datapath::collect_inherited_pairs()
     return watched.size();
 }
 
-void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max)
+void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max,
+                                bool raise_receive_buffers)
 {
     std::uint32_t zero = 0;
     struct smd_control control {};
+    control.flags = raise_receive_buffers ? SMD_CONTROL_RAISE_RCVBUF : 0;
     control.max_queued_bytes = max_queued_bytes;
     control.rmem_max = rmem_max;
     control.wmem_max = wmem_max;

@@ -152,9 +152,9 @@ DoctorReport evaluate_kernel(const EnvironmentFacts& facts)
             "without \"bpf: tcp: Fix use-after-free in bpf_iter_tcp_established_batch()\" (CVE-2026-74714): each "
             "run of the release iterator can, rarely, take a reference on a socket a SYN is being accepted on, which "
             "is then lost (refcount warning, leaked or freed socket). sockmapd runs it only for connections that leave "
-            "the redirect",
-            "use Linux 7.2, 7.1.9, 6.18.45, 6.12.104, 6.6.152, 6.1.183 or newer in their series, or check that your "
-            "distribution backported the fix");
+            "the redirect, and by default raises no receive buffers (--raise-receive-buffers)",
+            "use Linux 7.2, 7.1.9, 6.18.45, 6.12.104, 6.6.152, 6.1.183 or newer in their series; if your "
+            "distribution backported the fix, pass --raise-receive-buffers on");
     if (facts.fionread_missing.empty())
         add(report, "FIONREAD", CheckStatus::ok, "counts the redirect queue of a socket in the sockhash (tcp_bpf_ioctl)");
     else

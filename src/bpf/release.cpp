@@ -60,12 +60,16 @@ LeavingPairs find_leaving_pairs(int pairs_fd)
     LeavingPairs leaving;
     for_each_entry<struct smd_pair_key, struct smd_pair_state>(
         pairs_fd, "smd_pairs", [&](const struct smd_pair_key& key, const struct smd_pair_state& state) {
-            if (!(state.flags & SMD_PAIR_LEAVING))
-                return;
-            if (!end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) && !end_in_sockhash(state.flags, SMD_ROLE_PASSIVE))
-                return;
-            ++leaving.pending;
-            leaving.netns_cookies.insert(key.netns_cookie);
+            auto has = [&](std::uint32_t role, std::uint32_t flag) {
+                return (state.flags & flag) && end_in_sockhash(state.flags, role);
+            };
+            bool left = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING);
+            bool grow = has(SMD_ROLE_ACTIVE, SMD_PAIR_GROW(SMD_ROLE_ACTIVE)) ||
+                        has(SMD_ROLE_PASSIVE, SMD_PAIR_GROW(SMD_ROLE_PASSIVE));
+            if (left)
+                ++leaving.pending;
+            if (left || grow)
+                leaving.netns_cookies.insert(key.netns_cookie);
         });
     return leaving;
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "sockmapd/cgroup.hpp"
 #include "sockmapd/conflicts.hpp"
 #include "sockmapd/datapath.hpp"
+#include "sockmapd/doctor.hpp"
 #include "sockmapd/error.hpp"
 #include "sockmapd/http_server.hpp"
 #include "sockmapd/human_units.hpp"
@@ -202,6 +204,25 @@ std::uint64_t max_queued_bytes(const DaemonConfig& config, std::uint64_t rmem_ma
     return limit;
 }
 
+// Whether a receiver's buffer is raised as its redirect queue grows, logged once. Raising runs the release iterator
+// more often, which kernels without the iter/tcp refcount fix (doctor.hpp) make risky: auto turns it off there.
+bool raise_receive_buffers(const std::string& mode)
+{
+    utsname uts{};
+    std::string release = ::uname(&uts) == 0 ? uts.release : "";
+    bool fixed = iter_tcp_refcount_fixed(release).value_or(false);
+    bool on = mode == "on" || (mode == "auto" && fixed);
+    if (on)
+        spdlog::info("receive buffers: raised as redirect queues grow, so that a FIN or RST arriving while a reader "
+                     "copies is not dropped (--raise-receive-buffers {}{})",
+                     mode, fixed ? "" : "; this kernel's release has no iter/tcp refcount fix: see sockmapd --check");
+    else
+        spdlog::info("receive buffers: not raised (--raise-receive-buffers {}{}); a FIN or RST that a reader's "
+                     "backlog drops comes again by a timer",
+                     mode, mode == "auto" ? ": kernel " + release + " has no iter/tcp refcount fix" : "");
+    return on;
+}
+
 // No --cgroup means the whole host: allowed (the node-agent use), but said once, loudly. An empty --cgroup never
 // gets here (the command line refuses it), and a blank one is refused here too, for callers other than main.
 std::string resolve_cgroup(const std::string& flag)
@@ -264,7 +285,8 @@ void run_daemon(const DaemonConfig& config)
     expire_hints_and_count(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();
-    datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max());
+    datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max(),
+                              raise_receive_buffers(config.raise_receive_buffers));
     datapath.attach_release_iterator();
     Releaser releaser(datapath.release_iterator_fd(), datapath.pairs_fd(), datapath.events_fd());
     datapath.attach_sk_msg();

@@ -70,6 +70,13 @@ std::variant<DaemonCommandLine, int> parse_daemon_command_line(const std::vector
         ->type_name("SECONDS")
         ->check(whole_number(1, 3600))
         ->capture_default_str();
+    app.add_option("--raise-receive-buffers", config.raise_receive_buffers,
+                   "auto, on or off: raise a receiver's receive buffer as its redirect queue grows, so that a FIN or "
+                   "RST arriving while it reads is not dropped. auto: on where the kernel has the iter/tcp refcount "
+                   "fix (7.2; 7.1.9, 6.18.45, 6.12.104, 6.6.152, 6.1.183), which raising runs more often")
+        ->type_name("MODE")
+        ->check(CLI::IsMember({"auto", "on", "off"}).description(""))
+        ->capture_default_str();
     app.add_flag("--check", line.check, "report whether this node can run sockmapd (as sockmapctl doctor), then exit");
     app.add_flag("--json", line.json, "with --check: machine-readable report (same as -o json)");
     std::string output = "text";

@@ -104,6 +104,17 @@ TEST(DaemonCommandLine, OtherSizesAreRangeChecked)
                        {"--timeout soon is not a number of seconds from 0 to 86400"});
 }
 
+TEST(DaemonCommandLine, RaiseReceiveBuffersIsAutoOnOrOff)
+{
+    EXPECT_EQ(daemon_line({}).config.raise_receive_buffers, "auto");
+    for (std::string mode : {"auto", "on", "off"})
+        EXPECT_EQ(daemon_line({"--raise-receive-buffers", mode}).config.raise_receive_buffers, mode);
+    for (std::string bad : {"yes", "", "ON"}) {
+        SCOPED_TRACE("'" + bad + "'");
+        expect_usage_error(daemon({"--raise-receive-buffers", bad}), "sockmapd", {"--raise-receive-buffers"});
+    }
+}
+
 TEST(DaemonCommandLine, AFlagWithoutItsValueSaysWhatItNeeds)
 {
     expect_usage_error(daemon({"--cgroup"}), "sockmapd", {"--cgroup needs a value (DIR)"});

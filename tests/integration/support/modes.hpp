@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "bounded_io.hpp"
 #include "fixture.hpp"
@@ -21,14 +22,15 @@ inline std::string label(Mode mode, const std::string& what)
 // Baseline runs first because once the daemon has started, every new connection in the cgroup is paired.
 class BaselineThenAccelerated : public IntegrationTest {
 protected:
-    // Baseline: nothing to do. Accelerated: starts the daemon (once, in its default configuration) and takes a
-    // counter snapshot.
-    void enter(Mode mode)
+    // Baseline: nothing to do. Accelerated: starts the daemon (once, in its default configuration plus `flags`)
+    // and takes a counter snapshot.
+    void enter(Mode mode, std::vector<std::string> flags = {})
     {
         mode_ = mode;
         if (mode == Mode::Accelerated) {
+            flags.insert(flags.begin(), {"--max-queued-bytes", "0"}); // the default queue caps
             if (!daemon().running())
-                daemon().start({"--max-queued-bytes", "0"}); // the default queue caps
+                daemon().start(flags);
             before_ = read_counters(daemon());
         }
     }
