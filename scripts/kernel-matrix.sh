@@ -83,13 +83,20 @@ run_tests() {
     else
       status=CRASHED
     fi
-    # Inside the VM the daemon's log dies with the guest's /tmp: keep its end in the output.
+    # Inside the VM the daemon's log and a stress test's stall snapshots die with the guest's /tmp: keep the log's
+    # end and the snapshots in the output.
     if [ "$status" != PASSED ] && [ "$status" != SKIPPED ]; then
       sed -n 's/^sockmapd log kept at //p' "$out" | while read -r log; do
         [ -f "$log" ] || continue
         echo "--- last 40 lines of $log"
         tail -n 40 "$log"
       done
+      { grep -o 'sockets of both pods kept at [^;]*' "$out" || true; } | sed 's/^sockets of both pods kept at //' |
+        sort -u | head -n 3 | while read -r snapshot; do
+          [ -f "$snapshot" ] || continue
+          echo "--- $snapshot"
+          cat "$snapshot"
+        done
     fi
     echo "KMX-TEST $status $case $(($(date +%s) - start))"
     [ "$status" != TIMEOUT ] || [ "$limit" -eq "$per_case" ] || { echo "KMX-DEADLINE"; break; }
