@@ -510,5 +510,45 @@ TEST_F(Lifecycle, StoppedDaemonLeavesPinsAndStatusSaysNotRunning)
     }
 }
 
+// The test harness tears a daemon down (its pins removed) while a paired connection is still open: the programs
+// must not stay loaded. A socket in a sockhash holds the sk_msg program through its psock, and the program holds
+// the maps, with no pin left to reach them; remove_pins() takes the sockets out first, as sockmapctl uninstall
+// does. (A socket the kernel leaked in its iter/tcp refcount bug once kept smd_sk_msg loaded on the test host.)
+TEST_F(Lifecycle, TeardownWithAPairedSocketStillOpenUnloadsThePrograms)
+{
+    auto others = smd_program_ids();
+    daemon().start();
+    std::set<std::uint32_t> ours;
+    for (auto id : smd_program_ids())
+        if (!others.count(id))
+            ours.insert(id);
+    ASSERT_FALSE(ours.empty());
+    Fd listener = tcp_listen("127.0.0.1");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    Fd server = tcp_accept(listener.get());
+    constexpr std::uint64_t kBytes = 64 * 1024;
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    ASSERT_EQ(send_stream(client.get(), 31, kBytes, {4096}, deadline).error, "");
+    ASSERT_EQ(recv_stream(server.get(), kBytes, false, deadline).digest, expected_digest(31, kBytes));
+    ASSERT_EQ(daemon().counter("redirected_bytes"), kBytes) << "the connection was not paired";
+
+    daemon_.reset(); // SIGTERM, then the pins go, while both sockets are open and in the sockhash
+    std::set<std::uint32_t> left;
+    bool unloaded = poll_until(
+        [&] {
+            left.clear();
+            for (auto id : smd_program_ids())
+                if (ours.count(id))
+                    left.insert(id);
+            return left.empty();
+        },
+        std::chrono::seconds(5));
+    EXPECT_TRUE(unloaded) << left.size() << " of the daemon's programs still loaded 5 s after its pins were removed";
+
+    // The connection goes on as plain TCP, intact.
+    ASSERT_EQ(send_stream(server.get(), 32, kBytes, {4096}, deadline).error, "");
+    EXPECT_EQ(recv_stream(client.get(), kBytes, false, deadline).digest, expected_digest(32, kBytes));
+}
+
 } // namespace
 } // namespace smdtest

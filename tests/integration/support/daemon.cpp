@@ -1,8 +1,10 @@
 // Starting, probing and stopping the sockmapd binary for integration tests.
 #include "daemon.hpp"
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "env.hpp"
+#include "sockmapd/shared.h"
 
 namespace smdtest {
 
@@ -103,8 +106,28 @@ std::uint64_t Daemon::counter(const std::string& name) const
     return status["counters"][name].get<std::uint64_t>();
 }
 
+// Takes every socket still in the pinned smd_sockhash out of it. A socket in a sockhash holds the sk_msg program
+// through its psock, and the program holds the maps: one that outlives its test (held by a process outside the
+// test, or leaked by the kernel, as an iter/tcp refcount bug did once) would otherwise keep them loaded after the
+// pins are gone, with nothing left to reach them by name. sockmapctl uninstall does the same for an operator.
+std::size_t empty_sockhash(const std::string& pin_path)
+{
+    int fd = bpf_obj_get((pin_path + "/smd_sockhash").c_str());
+    if (fd < 0)
+        return 0;
+    std::size_t removed = 0;
+    struct smd_sock_key key {};
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0 && bpf_map_delete_elem(fd, &key) == 0)
+        ++removed;
+    ::close(fd);
+    return removed;
+}
+
 void remove_pins(const std::string& pin_path)
 {
+    if (std::size_t left = empty_sockhash(pin_path))
+        std::fprintf(stderr, "%zu socket(s) still in %s/smd_sockhash after the test: taken out\n", left,
+                     pin_path.c_str());
     std::error_code ec;
     std::filesystem::remove_all(pin_path, ec);
     if (ec)

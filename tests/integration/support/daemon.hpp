@@ -41,7 +41,8 @@ private:
     Process process_;
 };
 
-// Removes a pin directory and everything in it (BPF objects are freed once nothing else holds them).
+// Empties the pinned smd_sockhash (a socket that outlived the test would keep the programs loaded), then removes
+// the pin directory and everything in it (BPF objects are freed once nothing else holds them).
 void remove_pins(const std::string& pin_path);
 
 } // namespace smdtest
