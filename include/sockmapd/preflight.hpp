@@ -19,10 +19,14 @@ std::vector<PreflightIssue> check_privileges();
 // A plan that mounts bpffs needs CAP_SYS_ADMIN: without it, say so before anything changes.
 std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan);
 
-// BTF, map and program types and helpers the data path uses (probed in the running kernel).
-std::vector<PreflightIssue> check_kernel_features();
-// The kernel checks that only warn (known kernel bugs off sockmapd's data path, iter/tcp): one log line each, once
-// the daemon is past every refusal, so that a refusal stays one line.
-void log_kernel_warnings();
+// What the running kernel offers, probed once (BTF, map and program types, helpers, known bugs).
+struct KernelReport {
+    std::vector<PreflightIssue> refusals; // features the data path cannot do without
+    // Checks that only warn (known kernel bugs off sockmapd's data path, iter/tcp): logged once the daemon is past
+    // every refusal, so that a refusal stays one line.
+    std::vector<std::string> warnings;
+    std::string release; // uname -r
+};
+KernelReport check_kernel();
 
 } // namespace sockmapd

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -206,10 +205,8 @@ std::uint64_t max_queued_bytes(const DaemonConfig& config, std::uint64_t rmem_ma
 
 // Whether a receiver's buffer is raised as its redirect queue grows, logged once. Raising runs the release iterator
 // more often, which kernels without the iter/tcp refcount fix (doctor.hpp) make risky: auto turns it off there.
-bool raise_receive_buffers(const std::string& mode)
+bool raise_receive_buffers(const std::string& mode, const std::string& release)
 {
-    utsname uts{};
-    std::string release = ::uname(&uts) == 0 ? uts.release : "";
     bool fixed = iter_tcp_refcount_fixed(release).value_or(false);
     bool on = mode == "on" || (mode == "auto" && fixed);
     if (on)
@@ -263,7 +260,8 @@ void run_daemon(const DaemonConfig& config)
     validate_cgroup_dir(cgroup);
     PinPathPlan plan = plan_pin_path(config.pin_path);
     throw_first(check_bpffs_mount(plan));
-    throw_first(check_kernel_features());
+    KernelReport kernel = check_kernel();
+    throw_first(kernel.refusals);
     PolicyControl policy(config.policy_path, detect_cgroup2_root());
     // A second daemon on existing pins is told so before its metrics port could collide with the first's.
     std::optional<InstanceLock> lock;
@@ -286,7 +284,7 @@ void run_daemon(const DaemonConfig& config)
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();
     datapath.resume_redirects(max_queued_bytes(config, rmem_max), rmem_max, tcp_wmem_max(),
-                              raise_receive_buffers(config.raise_receive_buffers));
+                              raise_receive_buffers(config.raise_receive_buffers, kernel.release));
     datapath.attach_release_iterator();
     Releaser releaser(datapath.release_iterator_fd(), datapath.pairs_fd(), datapath.events_fd());
     datapath.attach_sk_msg();
@@ -299,7 +297,8 @@ void run_daemon(const DaemonConfig& config)
     pin_dirs.keep();
     metrics.datapath_up(config.pin_path);
     metrics.check_capacity(); // reused maps may be full already
-    log_kernel_warnings();
+    for (const auto& warning : kernel.warnings)
+        spdlog::warn("{}", warning);
     if (http)
         spdlog::info("serving /metrics, /healthz and /readyz on http://{}", format_listen_address(http->address()));
     spdlog::info("ready: accelerating local TCP pairs in cgroup {} (pins at {})", cgroup, config.pin_path);

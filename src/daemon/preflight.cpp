@@ -1,8 +1,6 @@
 // Privilege and kernel-feature probes run before the daemon touches the system.
 #include "sockmapd/preflight.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <string>
 
 #include "sockmapd/capabilities.hpp"
@@ -27,24 +25,21 @@ std::vector<PreflightIssue> check_bpffs_mount(const PinPathPlan& plan)
 }
 
 // The kernel half of sockmapd --check (doctor.cpp), so that the daemon and the report never disagree.
-std::vector<PreflightIssue> check_kernel_features()
+KernelReport check_kernel()
 {
     EnvironmentFacts facts;
     probe_kernel(facts);
-    std::vector<PreflightIssue> issues;
-    for (const auto& check : evaluate_kernel(facts).checks)
+    KernelReport report;
+    report.release = facts.kernel_release;
+    for (const auto& check : evaluate_kernel(facts).checks) {
         if (check.status == CheckStatus::fail)
-            issues.push_back({check.name + ": " + check.detail, check.remedy + " (sockmapd --check shows all checks)"});
-    return issues;
-}
-
-void log_kernel_warnings()
-{
-    EnvironmentFacts facts;
-    probe_kernel(facts);
-    for (const auto& check : evaluate_kernel(facts).checks)
-        if (check.status == CheckStatus::warn)
-            spdlog::warn("{}: {}{}", check.name, check.detail, check.remedy.empty() ? "" : "; " + check.remedy);
+            report.refusals.push_back(
+                {check.name + ": " + check.detail, check.remedy + " (sockmapd --check shows all checks)"});
+        else if (check.status == CheckStatus::warn)
+            report.warnings.push_back(check.name + ": " + check.detail +
+                                      (check.remedy.empty() ? "" : "; " + check.remedy));
+    }
+    return report;
 }
 
 } // namespace sockmapd
