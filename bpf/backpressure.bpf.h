@@ -123,6 +123,11 @@ static __always_inline bool smd_blocking(__u64 addr)
 #define SMD_SOCK_RCVBUF_LOCK 2
 #define SMD_FIRST_CAP_DIVISOR 5
 
+static __always_inline bool smd_rcvbuf_locked(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
+}
+
 /* The TCP bytes the receiver has invited and not received yet, plus an eighth for their skb overhead. */
 static __always_inline __u64 smd_open_window(__u64 peer_sk)
 {
@@ -161,7 +166,7 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
 {
 	__u64 queued, mean, cost, read, ceiling, window, cap = ctx->queue_cap, limit = control->max_queued_bytes;
 	struct sock *peer = smd_sock_at(peer_sk);
-	bool locked = BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK;
+	bool locked = smd_rcvbuf_locked(peer);
 
 	queued = psock->msg_tot_len;
 	/*
@@ -207,13 +212,17 @@ static __always_inline bool smd_receiver_full(struct smd_sock_ctx *ctx, struct s
  */
 #define SMD_BACKLOG_SLACK (64 * 1024)
 
+/* Half the backlog bound, less its slack: sk_rcvbuf + sk_sndbuf / 4. */
+static __always_inline __u64 smd_backlog_room(struct sock *sk)
+{
+	return (__u64)(__u32)sk->sk_rcvbuf + (__u32)sk->sk_sndbuf / 4;
+}
+
 static __always_inline bool smd_backlog_short(__u64 peer_sk, __u64 queued)
 {
 	struct sock *peer = smd_sock_at(peer_sk);
 
-	if (BPF_CORE_READ_BITFIELD(peer, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK)
-		return false;
-	return queued * 4 > 4 * (__u64)(__u32)peer->sk_rcvbuf + (__u64)(__u32)peer->sk_sndbuf;
+	return !smd_rcvbuf_locked(peer) && queued > smd_backlog_room(peer);
 }
 
 /*

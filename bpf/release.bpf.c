@@ -34,7 +34,7 @@ static __always_inline void probe_reset_peer(struct tcp_sock *tp, struct smd_soc
 /*
  * sk_msg found this socket's redirect queue past half its backlog bound (backpressure.bpf.h, smd_backlog_short()).
  * Raises its receive buffer so that the bound holds twice the queue (or the receive memory, where the queue counts)
- * plus 64 KiB: 2 x sk_rcvbuf + sk_sndbuf / 2 >= 2 x (queue + 64 KiB). Through SO_RCVLOWAT, as TCP's own tuning
+ * plus 64 KiB: smd_backlog_room() >= queue + 64 KiB. Through SO_RCVLOWAT, as TCP's own tuning
  * would grow it for a reader that keeps this much in flight: tcp_set_rcvlowat() grows sk_rcvbuf to hold a window
  * of that many bytes, up to tcp_rmem's maximum, and neither shrinks nor locks it; the socket's own low-water mark
  * is set again right after, under the same socket lock. Only while TCP's receive queue is empty, where the mark
@@ -47,17 +47,17 @@ static __always_inline void grow_receive_buffer(struct tcp_sock *tp, struct sk_p
 {
 	struct sock *sk = smd_sock_at((__u64)tp);
 	__u64 queued = psock->msg_tot_len, rmem = (__u32)sk->sk_backlog.rmem_alloc.counter, target;
-	__u64 rcvbuf = (__u32)sk->sk_rcvbuf, quarter_sndbuf = (__u32)sk->sk_sndbuf / 4;
+	__u64 rcvbuf = (__u32)sk->sk_rcvbuf, room = smd_backlog_room(sk);
 	int window, lowat = sk->sk_rcvlowat;
 
 	target = (rmem > queued ? rmem : queued) + SMD_BACKLOG_SLACK;
-	if ((BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SMD_SOCK_RCVBUF_LOCK) || target <= rcvbuf + quarter_sndbuf) {
+	if (smd_rcvbuf_locked(sk) || target <= room) {
 		__sync_fetch_and_and(&state->flags, ~SMD_PAIR_GROW(role)); /* nothing to raise (any more) */
 		return;
 	}
 	if (tp->rcv_nxt != tp->copied_seq || target > 0x3fffffff)
 		return;
-	target -= quarter_sndbuf;
+	target -= room - rcvbuf; /* the sk_rcvbuf whose room holds the target */
 	/* tcp_space_from_win(): the window is the buffer times scaling_ratio / 256 (6.6 and later), else half */
 	if (bpf_core_field_exists(struct tcp_sock, scaling_ratio) && tp->scaling_ratio)
 		window = (int)((target * tp->scaling_ratio) >> 8) + 1;
@@ -69,25 +69,23 @@ static __always_inline void grow_receive_buffer(struct tcp_sock *tp, struct sk_p
 		__sync_fetch_and_and(&state->flags, ~SMD_PAIR_GROW(role));
 }
 
-/* Whether the daemon raises receive buffers (--raise-receive-buffers): a restart may have turned it off. */
-static __always_inline bool raising_receive_buffers(void)
+/* The daemon's switches (SMD_CONTROL_*), read once per socket the iterator visits. */
+static __always_inline __u32 control_flags(void)
 {
 	__u32 zero = 0;
 	struct smd_control *control = bpf_map_lookup_elem(&smd_control, &zero);
 
-	return control && (control->flags & SMD_CONTROL_RAISE_RCVBUF);
+	return control ? control->flags : 0;
 }
 
 /* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
-static __always_inline bool leaving(struct smd_pair_state *state, __u64 self)
+static __always_inline bool leaving(struct smd_pair_state *state, __u64 self, __u32 control)
 {
-	__u32 zero = 0, old;
-	struct smd_control *control;
+	__u32 old;
 
 	if (state->flags & SMD_PAIR_LEAVING)
 		return true;
-	control = bpf_map_lookup_elem(&smd_control, &zero);
-	if (control && (control->flags & SMD_CONTROL_DRAIN)) {
+	if (control & SMD_CONTROL_DRAIN) {
 		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
 		if (!(old & SMD_PAIR_LEAVING))
 			smd_count(SMD_CTR_LEFT_OTHER, 1);
@@ -110,7 +108,7 @@ int smd_release(struct bpf_iter__tcp *it)
 	struct smd_sock_ctx *ctx;
 	struct sk_psock *psock;
 	struct tcp_sock *tp;
-	__u32 lowat;
+	__u32 lowat, control;
 	__u64 self;
 
 	if (!skc || !smd_backpressure_supported())
@@ -128,9 +126,10 @@ int smd_release(struct bpf_iter__tcp *it)
 	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
 	if (!state)
 		return 0;
-	if ((state->flags & SMD_PAIR_GROW(ctx->key.role & 1)) && raising_receive_buffers())
+	control = control_flags();
+	if ((state->flags & SMD_PAIR_GROW(ctx->key.role & 1)) && (control & SMD_CONTROL_RAISE_RCVBUF))
 		grow_receive_buffer(tp, psock, state, ctx->key.role & 1);
-	if (!leaving(state, self))
+	if (!leaving(state, self, control))
 		return 0;
 	if ((state->flags & SMD_PAIR_RESET((ctx->key.role & 1) ^ 1)) && !(ctx->flags & SMD_CTX_PROBING))
 		probe_reset_peer(tp, ctx);

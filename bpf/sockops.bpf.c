@@ -304,13 +304,6 @@ static __always_inline bool reset_sent(__u64 old_state)
 	return old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT;
 }
 
-static __always_inline bool peer_in_sockhash(__u32 flags, __u32 peer_role)
-{
-	__u32 in = peer_role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_IN : SMD_PAIR_PASSIVE_IN;
-
-	return (flags & in) && !(flags & SMD_PAIR_RELEASED(peer_role & 1)) && !(flags & SMD_PAIR_CLOSED(peer_role));
-}
-
 /* The kernel drops a closing socket from the sockhash itself; the pair entry goes with its last end. */
 static __always_inline void on_close(struct bpf_sock_ops *skops)
 {
@@ -328,7 +321,7 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	if (!state)
 		return;
 	closed_bit = ctx->key.role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED;
-	if (reset_sent(skops->args[0]) && peer_in_sockhash(state->flags, ctx->key.role ^ 1)) {
+	if (reset_sent(skops->args[0]) && smd_pair_end_in_sockhash(state->flags, ctx->key.role ^ 1)) {
 		/* Before the closed bit: a sweep that sees this end closed already sees the reset too. */
 		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_RESET(ctx->key.role & 1) | SMD_PAIR_LEAVING);
 		if (!(old & SMD_PAIR_LEAVING))

@@ -91,6 +91,14 @@ struct smd_hint {
 #define SMD_PAIR_GROW(role) (1u << (12 + (role)))
 #define SMD_PAIR_CLOSED(role) ((role) == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED)
 
+/* Whether that end is in the sockhash by the pair's flags: inserted, and neither released nor closed since. */
+static inline int smd_pair_end_in_sockhash(__u32 flags, __u32 role)
+{
+	__u32 in = role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_IN : SMD_PAIR_PASSIVE_IN;
+
+	return (flags & in) && !(flags & SMD_PAIR_RELEASED(role & 1)) && !(flags & SMD_PAIR_CLOSED(role));
+}
+
 /*
  * Which policy rules one end of a connection satisfies, one bit per rule (bit i = rule i), by selector kind.
  * The connection's rules are (end_a | end_p) & (ports_a | ports_p) & (cidrs_a | cidrs_p): see docs/policy.md.

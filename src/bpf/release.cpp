@@ -27,12 +27,6 @@ constexpr auto kLongestPeriod = std::chrono::milliseconds(50);
 // again at most this often: finding one reads every process's ns/net link, too much for every sweep.
 constexpr auto kUnfindableRetry = std::chrono::seconds(1);
 
-bool end_in_sockhash(std::uint32_t flags, std::uint32_t role)
-{
-    std::uint32_t in = role == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_IN : SMD_PAIR_PASSIVE_IN;
-    return (flags & in) && !(flags & SMD_PAIR_RELEASED(role)) && !(flags & SMD_PAIR_CLOSED(role));
-}
-
 int count_event(void* ctx, void*, std::size_t)
 {
     ++*static_cast<std::size_t*>(ctx);
@@ -61,7 +55,7 @@ LeavingPairs find_leaving_pairs(int pairs_fd)
     for_each_entry<struct smd_pair_key, struct smd_pair_state>(
         pairs_fd, "smd_pairs", [&](const struct smd_pair_key& key, const struct smd_pair_state& state) {
             auto has = [&](std::uint32_t role, std::uint32_t flag) {
-                return (state.flags & flag) && end_in_sockhash(state.flags, role);
+                return (state.flags & flag) && smd_pair_end_in_sockhash(state.flags, role);
             };
             bool left = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING);
             bool grow = has(SMD_ROLE_ACTIVE, SMD_PAIR_GROW(SMD_ROLE_ACTIVE)) ||
