@@ -152,6 +152,27 @@ static __always_inline void smd_policy_count_hit(__u32 slot, __u32 rule)
 		*hits += 1;
 }
 
+/*
+ * Whether the connecting end alone already decides its connection for bypass: it satisfies the policy's first rule,
+ * and that rule says bypass. The accepting end's selectors can add rules to those matched but not take any away,
+ * and no rule comes before the first, so smd_policy_decide() would return the same at the accepting end. Any other
+ * case waits for both ends. Counts the rule, as smd_policy_decide() would.
+ */
+static __always_inline bool smd_policy_bypassed_at_connect(__u32 slot, const struct smd_policy_slot *p,
+							    const struct smd_policy_match *a)
+{
+	__u64 matched = a->end & a->ports & a->cidrs & p->rules;
+	__u32 first;
+
+	if (!matched)
+		return false;
+	first = smd_first_rule(p->rules);
+	if (!((matched >> first) & 1) || !((p->bypass >> first) & 1))
+		return false;
+	smd_policy_count_hit(slot, first);
+	return true;
+}
+
 /* The connection's verdict from both ends (enum smd_action); counts the deciding rule. */
 static __always_inline __u32 smd_policy_decide(__u32 slot, const struct smd_policy_slot *p,
 					       const struct smd_policy_match *a, const struct smd_policy_match *b)

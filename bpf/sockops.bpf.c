@@ -36,7 +36,7 @@ static __always_inline void record_syn_hint(struct bpf_sock_ops *skops)
 	long err;
 
 	hint_key_for_syn(skops, &key);
-	hint.syn_ns = bpf_ktime_get_ns();
+	hint.syn_ns = bpf_ktime_get_ns() & ~SMD_HINT_DECIDED;
 	smd_v4_mapped(mapped, skops->remote_ip4);
 	copy_addr(key.addr, mapped);
 	copy_addr(hint.partner, skops->family == SMD_AF_INET6 ? raw : mapped);
@@ -138,10 +138,21 @@ static __always_inline int insert_socket(struct bpf_sock_ops *skops, const struc
 	return 0;
 }
 
+/*
+ * The policy bypassed this connection at its connecting end, which stays out of the sockhash: the hint tells the
+ * accepting end, which then counts nothing (the decision is counted here, once).
+ */
+static __always_inline void bypassed_at_connect(struct smd_hint *found)
+{
+	__sync_fetch_and_or(&found->syn_ns, SMD_HINT_DECIDED);
+	smd_count(SMD_CTR_POLICY_BYPASSED, 1);
+}
+
 /* connect() completed: join the sockhash if a local listener in scope saw our SYN. */
 static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 {
 	struct smd_hint_key hint;
+	struct smd_hint *found;
 	struct smd_sock_key key = {};
 	struct smd_pair_state state = {}, *existing;
 	struct smd_policy_slot *policy;
@@ -149,7 +160,8 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	long err;
 
 	hint_key_for_active(skops, &hint);
-	if (!bpf_map_lookup_elem(&smd_hints, &hint)) {
+	found = bpf_map_lookup_elem(&smd_hints, &hint);
+	if (!found) {
 		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
 		return;
 	}
@@ -166,7 +178,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	if (!smd_policy_may_accelerate(policy) && !policy->rules) {
 		/* Nothing can be accelerated: do not even enter the sockhash. */
 		smd_policy_count_hit(slot, SMD_POLICY_DEFAULT_RULE);
-		smd_count(SMD_CTR_POLICY_BYPASSED, 1);
+		bypassed_at_connect(found);
 		return;
 	}
 
@@ -181,6 +193,11 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	state.created_ns = bpf_ktime_get_ns();
 	state.policy_slot = slot;
 	smd_policy_match_end(skops, slot, policy, &state.active_match);
+	/* Entering the sockhash and leaving it again costs most of what pairing costs: skip it when this end decides. */
+	if (smd_policy_bypassed_at_connect(slot, policy, &state.active_match)) {
+		bypassed_at_connect(found);
+		return;
+	}
 	err = bpf_map_update_elem(&smd_pairs, &key.pair, &state, BPF_NOEXIST);
 	if (err == -EEXIST) {
 		/* Another live connection has this key: neither may ever be paired under it. */
@@ -235,19 +252,25 @@ static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct s
 	return true;
 }
 
-/* The handshake completed: its hint, and the other reading of a dual-stack request, are no longer needed. */
-static __always_inline void forget_syn_hint(const struct smd_hint_key *key)
+/*
+ * The handshake completed: its hint, and the other reading of a dual-stack request, are no longer needed. Returns
+ * whether the connecting end was decided already (SMD_HINT_DECIDED).
+ */
+static __always_inline bool forget_syn_hint(const struct smd_hint_key *key)
 {
 	struct smd_hint_key partner = *key;
 	struct smd_hint *hint = bpf_map_lookup_elem(&smd_hints, key);
+	bool decided;
 
 	if (!hint)
-		return;
+		return false;
+	decided = hint->syn_ns & SMD_HINT_DECIDED;
 	copy_addr(partner.addr, hint->partner);
 	bpf_map_delete_elem(&smd_hints, key);
 	if (partner.addr[0] != key->addr[0] || partner.addr[1] != key->addr[1] || partner.addr[2] != key->addr[2] ||
 	    partner.addr[3] != key->addr[3])
 		bpf_map_delete_elem(&smd_hints, &partner);
+	return decided;
 }
 
 /* accept() side established: join the sockhash if the active end of this connection is in it. */
@@ -259,7 +282,8 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	__u32 flags;
 
 	hint_key_for_passive(skops, &hint);
-	forget_syn_hint(&hint);
+	if (forget_syn_hint(&hint))
+		return; /* bypassed at the connecting end, and counted there */
 
 	key.pair.netns_cookie = hint.netns_cookie;
 	key.pair.active_seq = skops->rcv_nxt;

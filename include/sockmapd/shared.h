@@ -59,9 +59,17 @@ struct smd_hint_key {
  * each names the other's address, so that the accepted socket, which knows only the right one, deletes both.
  */
 struct smd_hint {
-	__u64 syn_ns;       /* bpf_ktime_get_ns() of the SYN: the daemon deletes hints older than --hint-max-age */
+	__u64 syn_ns;       /* bpf_ktime_get_ns() of the SYN with bit 0 clear: the daemon deletes hints older than
+	                       --hint-max-age; bit 0 is SMD_HINT_DECIDED */
 	__u32 partner[4];   /* the other entry's addr, or this entry's own for a single-entry hint */
 };
+
+/*
+ * smd_hint.syn_ns bit 0: the connecting end found this hint and the policy bypassed its connection right there (it
+ * never entered the sockhash), so the accepting end deletes the hint and counts nothing more. Set by sock_ops;
+ * a sockmapd before it never sets it, and reads syn_ns as a time, 1 ns off.
+ */
+#define SMD_HINT_DECIDED 1ull
 
 /* smd_pair_state.flags */
 #define SMD_PAIR_ACTIVE_IN (1u << 0)  /* active socket is in the sockhash */

@@ -138,6 +138,53 @@ TEST_F(Policy, PortRangeWithDefaultBypassAcceleratesOnlyTheRange)
     EXPECT_EQ(decisions("default"), 1u);
 }
 
+// A bypass rule that comes first and that the connecting end satisfies by itself (here by the port it dials)
+// decides at connect(): that socket never enters the sockhash, whose entering and leaving cost most of what pairing
+// costs (docs/policy.md, "What a bypass saves"). The decision is counted once, and the accepting end counts nothing.
+TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesDecidesAtConnect)
+{
+    Fd fast = tcp_listen("127.0.0.1");
+    Fd slow = tcp_listen("127.0.0.1");
+    auto file = dir_.write("policy.yaml", "rules:\n"
+                                          "  - name: slow-port\n"
+                                          "    action: bypass\n"
+                                          "    ports: [" + std::to_string(local_port(slow.get())) + "]\n");
+    daemon().start({"--policy", file});
+    flow(slow.get(), "127.0.0.1", 130, kBypassed);
+    EXPECT_EQ(daemon().counter("sockets_inserted"), 0u) << "the connecting end entered the sockhash";
+    EXPECT_EQ(daemon().counter("skipped_not_local"), 0u) << "the accepting end counted a local peer as not local";
+    EXPECT_EQ(daemon().status()["hints"], 0u) << "the accepting end left the hint behind";
+    flow(fast.get(), "127.0.0.1", 140, kAccelerated);
+    EXPECT_EQ(daemon().counter("sockets_inserted"), 2u);
+    expect_one_accelerated_one_bypassed();
+    EXPECT_EQ(decisions("slow-port"), 1u);
+    EXPECT_EQ(decisions("default"), 1u);
+}
+
+// The connecting end satisfies a bypass rule, but an earlier rule may still match through the accepting end, so
+// only the accepting end can decide. On one listener the earlier rule matches (its owner) and the connection is
+// accelerated; on the other it does not, and the bypass rule decides there, once both ends are known.
+TEST_F(Policy, AnEarlierRuleTheAcceptingEndMayMatchIsWaitedFor)
+{
+    auto file = dir_.write("policy.yaml", "rules:\n"
+                                          "  - name: proxy-user\n"
+                                          "    action: accelerate\n"
+                                          "    uid: " + std::to_string(kOtherUid) + "\n"
+                                          "  - name: loopback\n"
+                                          "    action: bypass\n"
+                                          "    cidrs: [127.0.0.0/8]\n");
+    daemon().start({"--policy", file});
+    Fd owned = tcp_listen_owned_by(kOtherUid, "127.0.0.1");
+    Fd root = tcp_listen("127.0.0.1");
+    flow(owned.get(), "127.0.0.1", 150, kAccelerated);
+    flow(root.get(), "127.0.0.1", 160, kBypassed);
+    expect_one_accelerated_one_bypassed();
+    EXPECT_EQ(decisions("proxy-user"), 1u);
+    EXPECT_EQ(decisions("loopback"), 1u);
+    EXPECT_EQ(daemon().counter("sockets_inserted"), 3u) << "each connecting end enters before its accepting end";
+    EXPECT_EQ(daemon().counter("skipped_not_local"), 0u);
+}
+
 // uid is the socket owner's: the server end is owned by kOtherUid on one flow; the client is root on both,
 // so the accelerated flow also shows that one end satisfying the rule speaks for the connection.
 TEST_F(Policy, UidSelectorMatchesTheSocketOwnerOfEitherEnd)
