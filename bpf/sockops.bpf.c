@@ -139,8 +139,8 @@ static __always_inline int insert_socket(struct bpf_sock_ops *skops, const struc
 }
 
 /*
- * The policy bypassed this connection at its connecting end, which stays out of the sockhash: the hint tells the
- * accepting end, which then counts nothing (the decision is counted here, once).
+ * The policy bypassed this connection at its connecting end, which stays out of the sockhash. The decision is counted
+ * here; the mark on the hint keeps the accepting end, which will find no pair entry, from counting it as not local.
  */
 static __always_inline void bypassed_at_connect(struct smd_hint *found)
 {
@@ -254,7 +254,7 @@ static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct s
 
 /*
  * The handshake completed: its hint, and the other reading of a dual-stack request, are no longer needed. Returns
- * whether the connecting end was decided already (SMD_HINT_DECIDED).
+ * whether a connecting end marked it decided (SMD_HINT_DECIDED): only for counting.
  */
 static __always_inline bool forget_syn_hint(const struct smd_hint_key *key)
 {
@@ -279,11 +279,11 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	struct smd_hint_key hint;
 	struct smd_sock_key key = {};
 	struct smd_pair_state *state;
+	bool decided;
 	__u32 flags;
 
 	hint_key_for_passive(skops, &hint);
-	if (forget_syn_hint(&hint))
-		return; /* bypassed at the connecting end, and counted there */
+	decided = forget_syn_hint(&hint);
 
 	key.pair.netns_cookie = hint.netns_cookie;
 	key.pair.active_seq = skops->rcv_nxt;
@@ -291,9 +291,11 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	key.pair.active_port = hint.port;
 	key.role = SMD_ROLE_PASSIVE;
 
+	/* The pair entry decides, never the hint: another handshake from the same client endpoint may have marked it. */
 	state = bpf_map_lookup_elem(&smd_pairs, &key.pair);
 	if (!state) {
-		smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
+		if (!decided) /* else bypassed at the connecting end, and counted there */
+			smd_count(SMD_CTR_SKIP_NOT_LOCAL, 1);
 		return;
 	}
 	flags = state->flags;

@@ -66,8 +66,10 @@ struct smd_hint {
 
 /*
  * smd_hint.syn_ns bit 0: the connecting end found this hint and the policy bypassed its connection right there (it
- * never entered the sockhash), so the accepting end deletes the hint and counts nothing more. Set by sock_ops;
- * a sockmapd before it never sets it, and reads syn_ns as a time, 1 ns off.
+ * never entered the sockhash). It only keeps the accepting end, which then finds no pair entry, from counting the
+ * connection as skipped_not_local; whether it pairs is still decided by the pair entry alone. Set by sock_ops; a
+ * sockmapd before it never sets it, and reads syn_ns as a time, 1 ns off (and a hint it wrote with an odd time
+ * only changes that count).
  */
 #define SMD_HINT_DECIDED 1ull
 

@@ -185,6 +185,28 @@ TEST_F(Policy, AnEarlierRuleTheAcceptingEndMayMatchIsWaitedFor)
     EXPECT_EQ(daemon().counter("skipped_not_local"), 0u);
 }
 
+// A first bypass rule that the connecting end satisfies only in part (the port it dials, not the uid, which must
+// hold on one end) decides nothing at connect: where no end has the uid, the default accelerates; where the
+// accepting end has it, the rule bypasses, decided there.
+TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesOnlyInPartWaitsForTheAcceptingEnd)
+{
+    Fd root = tcp_listen("127.0.0.1");
+    Fd owned = tcp_listen_owned_by(kOtherUid, "127.0.0.1");
+    auto file = dir_.write("policy.yaml", "rules:\n"
+                                          "  - name: owner-and-port\n"
+                                          "    action: bypass\n"
+                                          "    uid: " + std::to_string(kOtherUid) + "\n"
+                                          "    ports: [" + std::to_string(local_port(root.get())) + ", " +
+                                          std::to_string(local_port(owned.get())) + "]\n");
+    daemon().start({"--policy", file});
+    flow(root.get(), "127.0.0.1", 170, kAccelerated);
+    flow(owned.get(), "127.0.0.1", 180, kBypassed);
+    expect_one_accelerated_one_bypassed();
+    EXPECT_EQ(decisions("owner-and-port"), 1u);
+    EXPECT_EQ(decisions("default"), 1u);
+    EXPECT_EQ(daemon().counter("sockets_inserted"), 3u) << "the bypassed connection's connecting end entered first";
+}
+
 // uid is the socket owner's: the server end is owned by kOtherUid on one flow; the client is root on both,
 // so the accelerated flow also shows that one end satisfying the rule speaks for the connection.
 TEST_F(Policy, UidSelectorMatchesTheSocketOwnerOfEitherEnd)
