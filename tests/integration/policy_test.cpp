@@ -79,6 +79,21 @@ protected:
 
     std::uint32_t generation() { return policy_show().value("generation", 0u); }
 
+    // One rule of a policy file; selectors are "key: value" lines without indentation.
+    static std::string rule(const std::string& name, const std::string& action,
+                            std::initializer_list<std::string> selectors)
+    {
+        std::string text = "  - name: " + name + "\n    action: " + action + "\n";
+        for (const auto& selector : selectors)
+            text += "    " + selector + "\n";
+        return text;
+    }
+
+    static std::string port_of(const Fd& listener) { return std::to_string(local_port(listener.get())); }
+
+    // Writes policy.yaml and starts the daemon with it.
+    void start_with_policy(const std::string& text) { daemon().start({"--policy", dir_.write("policy.yaml", text)}); }
+
     // Exactly one flow of kAccelerated bytes each way went through the redirect, one flow was kept off it.
     void expect_one_accelerated_one_bypassed()
     {
@@ -107,11 +122,7 @@ TEST_F(Policy, PortsSelectorBypassesOneListenerAndNotTheOther)
 {
     Fd fast = tcp_listen("127.0.0.1");
     Fd slow = tcp_listen("127.0.0.1");
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: slow-port\n"
-                                          "    action: bypass\n"
-                                          "    ports: [" + std::to_string(local_port(slow.get())) + "]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("slow-port", "bypass", {"ports: [" + port_of(slow) + "]"}));
     flow(fast.get(), "127.0.0.1", 10, kAccelerated);
     flow(slow.get(), "127.0.0.1", 20, kBypassed);
     expect_one_accelerated_one_bypassed();
@@ -124,13 +135,8 @@ TEST_F(Policy, PortRangeWithDefaultBypassAcceleratesOnlyTheRange)
 {
     Fd fast = tcp_listen("127.0.0.1");
     Fd slow = tcp_listen("127.0.0.1");
-    auto port = local_port(fast.get());
-    auto file = dir_.write("policy.yaml", "default: bypass\n"
-                                          "rules:\n"
-                                          "  - name: fast-range\n"
-                                          "    action: accelerate\n"
-                                          "    ports: [\"" + std::to_string(port) + "-" + std::to_string(port) + "\"]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("default: bypass\nrules:\n" +
+                      rule("fast-range", "accelerate", {"ports: [\"" + port_of(fast) + "-" + port_of(fast) + "\"]"}));
     flow(fast.get(), "127.0.0.1", 30, kAccelerated);
     flow(slow.get(), "127.0.0.1", 40, kBypassed);
     expect_one_accelerated_one_bypassed();
@@ -145,11 +151,7 @@ TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesDecidesAtConnect)
 {
     Fd fast = tcp_listen("127.0.0.1");
     Fd slow = tcp_listen("127.0.0.1");
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: slow-port\n"
-                                          "    action: bypass\n"
-                                          "    ports: [" + std::to_string(local_port(slow.get())) + "]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("slow-port", "bypass", {"ports: [" + port_of(slow) + "]"}));
     flow(slow.get(), "127.0.0.1", 130, kBypassed);
     EXPECT_EQ(daemon().counter("sockets_inserted"), 0u) << "the connecting end entered the sockhash";
     EXPECT_EQ(daemon().counter("skipped_not_local"), 0u) << "the accepting end counted a local peer as not local";
@@ -166,14 +168,8 @@ TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesDecidesAtConnect)
 // accelerated; on the other it does not, and the bypass rule decides there, once both ends are known.
 TEST_F(Policy, AnEarlierRuleTheAcceptingEndMayMatchIsWaitedFor)
 {
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: proxy-user\n"
-                                          "    action: accelerate\n"
-                                          "    uid: " + std::to_string(kOtherUid) + "\n"
-                                          "  - name: loopback\n"
-                                          "    action: bypass\n"
-                                          "    cidrs: [127.0.0.0/8]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("proxy-user", "accelerate", {"uid: " + std::to_string(kOtherUid)}) +
+                      rule("loopback", "bypass", {"cidrs: [127.0.0.0/8]"}));
     Fd owned = tcp_listen_owned_by(kOtherUid, "127.0.0.1");
     Fd root = tcp_listen("127.0.0.1");
     flow(owned.get(), "127.0.0.1", 150, kAccelerated);
@@ -192,13 +188,9 @@ TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesOnlyInPartWaitsForTheAcc
 {
     Fd root = tcp_listen("127.0.0.1");
     Fd owned = tcp_listen_owned_by(kOtherUid, "127.0.0.1");
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: owner-and-port\n"
-                                          "    action: bypass\n"
-                                          "    uid: " + std::to_string(kOtherUid) + "\n"
-                                          "    ports: [" + std::to_string(local_port(root.get())) + ", " +
-                                          std::to_string(local_port(owned.get())) + "]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("owner-and-port", "bypass",
+                                         {"uid: " + std::to_string(kOtherUid),
+                                          "ports: [" + port_of(root) + ", " + port_of(owned) + "]"}));
     flow(root.get(), "127.0.0.1", 170, kAccelerated);
     flow(owned.get(), "127.0.0.1", 180, kBypassed);
     expect_one_accelerated_one_bypassed();
@@ -211,12 +203,8 @@ TEST_F(Policy, AFirstBypassRuleTheConnectingEndSatisfiesOnlyInPartWaitsForTheAcc
 // so the accelerated flow also shows that one end satisfying the rule speaks for the connection.
 TEST_F(Policy, UidSelectorMatchesTheSocketOwnerOfEitherEnd)
 {
-    auto file = dir_.write("policy.yaml", "default: bypass\n"
-                                          "rules:\n"
-                                          "  - name: proxy-user\n"
-                                          "    action: accelerate\n"
-                                          "    uid: " + std::to_string(kOtherUid) + "\n");
-    daemon().start({"--policy", file});
+    start_with_policy("default: bypass\nrules:\n" +
+                      rule("proxy-user", "accelerate", {"uid: " + std::to_string(kOtherUid)}));
     Fd owned = tcp_listen_owned_by(kOtherUid, "127.0.0.1");
     Fd root = tcp_listen("127.0.0.1");
     flow(owned.get(), "127.0.0.1", 50, kAccelerated);
@@ -252,11 +240,7 @@ TEST_F(Policy, CgroupSelectorMatchesTheSubtree)
     move_self_to(cgroup_path());
     Fd in_test_cgroup = tcp_listen("127.0.0.1");
 
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: subtree\n"
-                                          "    action: bypass\n"
-                                          "    cgroup: " + own_cgroup_in_hierarchy() + "/bypassed\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("subtree", "bypass", {"cgroup: " + own_cgroup_in_hierarchy() + "/bypassed"}));
     flow(in_test_cgroup.get(), "127.0.0.1", 70, kAccelerated);
     flow(in_subtree.get(), "127.0.0.1", 80, kBypassed);
     expect_one_accelerated_one_bypassed();
@@ -267,17 +251,9 @@ TEST_F(Policy, CgroupSelectorMatchesTheSubtree)
 // lookup still sees the shorter network's earlier rule (first match wins, not most specific).
 TEST_F(Policy, CidrsMatchPeerAddressesAndTheFirstRuleWinsOverAMoreSpecificOne)
 {
-    auto file = dir_.write("policy.yaml", "rules:\n"
-                                          "  - name: loopback-8\n"
-                                          "    action: bypass\n"
-                                          "    cidrs: [127.0.0.0/8]\n"
-                                          "  - name: one-host\n"
-                                          "    action: accelerate\n"
-                                          "    cidrs: [127.0.0.2]\n"
-                                          "  - name: v6-loopback\n"
-                                          "    action: accelerate\n"
-                                          "    cidrs: [\"::1/128\"]\n");
-    daemon().start({"--policy", file});
+    start_with_policy("rules:\n" + rule("loopback-8", "bypass", {"cidrs: [127.0.0.0/8]"}) +
+                      rule("one-host", "accelerate", {"cidrs: [127.0.0.2]"}) +
+                      rule("v6-loopback", "accelerate", {"cidrs: [\"::1/128\"]"}));
     Fd v4 = tcp_listen("127.0.0.2");
     Fd v6 = tcp_listen("::1");
     flow(v4.get(), "127.0.0.2", 90, kBypassed);
