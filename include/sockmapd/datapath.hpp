@@ -63,6 +63,13 @@ public:
     void remember_inherited_pairs();
     std::size_t collect_inherited_pairs();
 
+    // Of the pairs remembered above, those with one end that closed while no daemon ran (out of the sockhash, its
+    // flags still in) and the other still in: that close may have been a reset dropped at the other end's socket
+    // backlog, which nothing sends again. Marks them as sock_ops marks a reset it saw (docs/design.md, "A reset the
+    // reader missed"), so that the release iterator has the other end probe for it and leave. Call once sock_ops
+    // is attached: a close after that is seen. Returns how many.
+    std::size_t leave_pairs_closed_unseen();
+
     // Clears the drain flag an interrupted `sockmapctl uninstall` may have left set, and sets what bounds a
     // receiver's unread redirected bytes: its queue cap is sized against what TCP holds (wmem_max) and grows up
     // to rmem_max like a TCP receive buffer, never past max_queued_bytes (0: no bound beyond the TCP-like one);

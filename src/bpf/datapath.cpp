@@ -222,12 +222,16 @@ void Datapath::attach_sockops(int cgroup_fd, const std::string& cgroup_path)
 
 namespace {
 
-bool pair_is_stale(int sockhash, const struct smd_pair_key& pair)
+bool end_in_sockhash(int sockhash, const struct smd_pair_key& pair, std::uint32_t role)
 {
     std::uint64_t cookie = 0;
-    struct smd_sock_key active {.pair = pair, .role = SMD_ROLE_ACTIVE, .pad = 0};
-    struct smd_sock_key passive {.pair = pair, .role = SMD_ROLE_PASSIVE, .pad = 0};
-    return bpf_map_lookup_elem(sockhash, &active, &cookie) != 0 && bpf_map_lookup_elem(sockhash, &passive, &cookie) != 0;
+    struct smd_sock_key key {.pair = pair, .role = role, .pad = 0};
+    return bpf_map_lookup_elem(sockhash, &key, &cookie) == 0;
+}
+
+bool pair_is_stale(int sockhash, const struct smd_pair_key& pair)
+{
+    return !end_in_sockhash(sockhash, pair, SMD_ROLE_ACTIVE) && !end_in_sockhash(sockhash, pair, SMD_ROLE_PASSIVE);
 }
 
 std::vector<struct smd_pair_key> all_pairs(int pairs)
@@ -286,6 +290,35 @@ std::size_t Datapath::collect_inherited_pairs()
     if (removed)
         spdlog::debug("removed {} pair entries of connections that closed across the restart", removed);
     return watched.size();
+}
+
+std::size_t Datapath::leave_pairs_closed_unseen()
+{
+    int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);
+    int sockhash = bpf_map__fd(impl_->skel->maps.smd_sockhash);
+    std::size_t marked = 0;
+    for (const auto& k : impl_->inherited) {
+        struct smd_pair_state state {};
+        if (bpf_map_lookup_elem(pairs, &k, &state) != 0)
+            continue;
+        for (std::uint32_t gone : {SMD_ROLE_ACTIVE, SMD_ROLE_PASSIVE}) {
+            std::uint32_t other = gone ^ 1;
+            if (!smd_pair_end_in_sockhash(state.flags, gone) || end_in_sockhash(sockhash, k, gone) ||
+                !smd_pair_end_in_sockhash(state.flags, other) || !end_in_sockhash(sockhash, k, other))
+                continue;
+            // Replaces the value, so a flag a program sets on it meanwhile can be lost. Only the other end's
+            // programs still run on this pair: its sk_msg (leaving, which this sets too; its own pin, which the
+            // release sets again; a receive-buffer raise for the gone end, moot) and its close (the entry is
+            // then collected as stale). The gone end counts as closed, so nothing reads its socket any more.
+            state.flags |= SMD_PAIR_CLOSED(gone) | SMD_PAIR_RESET(gone) | SMD_PAIR_LEAVING;
+            marked += bpf_map_update_elem(pairs, &k, &state, BPF_EXIST) == 0;
+        }
+    }
+    if (marked)
+        spdlog::info("{} connections lost an end while no daemon ran: their other end probes for a reset it may "
+                     "have missed, and leaves the redirect",
+                     marked);
+    return marked;
 }
 
 void Datapath::resume_redirects(std::uint64_t max_queued_bytes, std::uint64_t rmem_max, std::uint64_t wmem_max,

@@ -291,6 +291,7 @@ void run_daemon(const DaemonConfig& config)
     policy.install(datapath.policy_maps()); // in force before the first connection is decided
     Fd cgroup_fd = open_cgroup_dir(cgroup);
     datapath.attach_sockops(cgroup_fd.get(), cgroup);
+    datapath.leave_pairs_closed_unseen();
     struct smd_info info = make_info(cgroup);
     datapath.publish_info(info);
     datapath.commit_pins();

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <thread>
 #include <tuple>
 
@@ -73,6 +74,54 @@ void pin_receive_buffers_at_their_default()
     ASSERT_TRUE(out) << "cannot write net.ipv4.tcp_rmem in the test's namespace";
 }
 
+// A read held inside its copy (the socket locked) while the writer ends the stream: what it returned, and when
+// its copy was let go. The end waits in the reader's socket backlog, or is dropped there.
+struct HeldRead {
+    std::unique_ptr<HeldCopyBuffer> buffer;
+    bool touched = false;
+    ssize_t first = -1;
+    int first_errno = 0;
+    Clock::time_point released;
+};
+
+HeldRead end_during_a_held_read(TcpPair& pair, bool reset)
+{
+    HeldRead held;
+    held.buffer = std::make_unique<HeldCopyBuffer>(kChunk);
+    std::thread reader([&] {
+        held.first = ::recv(pair.server.get(), held.buffer->data(), held.buffer->size(), 0);
+        held.first_errno = errno;
+    });
+    held.touched = held.buffer->wait_until_touched(5s);
+    if (held.touched) {
+        if (reset) {
+            linger abort{1, 0};
+            ::setsockopt(pair.client.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+            pair.client = {};
+        } else {
+            ::shutdown(pair.client.get(), SHUT_WR);
+        }
+        std::this_thread::sleep_for(50ms); // the segment reaches the locked socket: its backlog
+    }
+    held.buffer->release();
+    held.released = Clock::now();
+    reader.join();
+    return held;
+}
+
+// The held read and the reads after it returned the stream's first bytes, in order.
+void expect_the_stream_start(const HeldRead& held, const Digest& rest, Mode mode)
+{
+    Sha256 held_sha;
+    held_sha.update(held.buffer->data(), static_cast<std::size_t>(held.first));
+    EXPECT_EQ((Digest{static_cast<std::uint64_t>(held.first), held_sha.hex()}), expected_digest(kSeed, held.first))
+        << label(mode, "the held read's bytes are not the stream's start");
+    PatternStream stream(kSeed);
+    stream.seek(static_cast<std::uint64_t>(held.first));
+    EXPECT_EQ(rest, continued_digest(stream, rest.length))
+        << label(mode, "the bytes after the held read are not the stream's");
+}
+
 class TransparentEnd : public BaselineThenAccelerated, public ::testing::WithParamInterface<std::tuple<End, Buffer>> {};
 
 // The receiver sized its send buffer (nginx's listen sndbuf=, haproxy's tune.sndbuf.client: an accepted socket
@@ -115,30 +164,11 @@ TEST_P(TransparentEnd, ReachesAReaderInTheMiddleOfARead)
         record(label(mode, "receive_memory_when_the_end_arrives"), memory.text());
 
         auto drops_before = tcp_ext_counter("TCPBacklogDrop");
-        Clock::time_point released;
-        HeldCopyBuffer held(kChunk);
-        ssize_t first = -1;
-        int first_errno = 0;
-        std::thread reader([&] {
-            first = ::recv(pair.server.get(), held.data(), held.size(), 0);
-            first_errno = errno;
-        });
-        bool touched = held.wait_until_touched(5s);
-        if (touched) {
-            if (reset) {
-                linger abort{1, 0};
-                ::setsockopt(pair.client.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
-                pair.client = {};
-            } else {
-                ::shutdown(pair.client.get(), SHUT_WR);
-            }
-            std::this_thread::sleep_for(50ms); // the segment reaches the locked socket: its backlog
-        }
-        held.release();
-        released = Clock::now();
-        reader.join();
-        ASSERT_TRUE(touched) << label(mode, "the reader's recv() never started its copy");
-        ASSERT_GT(first, 0) << label(mode, "first recv: ") << errno_name(first_errno);
+        auto held = end_during_a_held_read(pair, reset);
+        ASSERT_TRUE(held.touched) << label(mode, "the reader's recv() never started its copy");
+        ASSERT_GT(held.first, 0) << label(mode, "first recv: ") << errno_name(held.first_errno);
+        const auto first = held.first;
+        const auto released = held.released;
 
         // The rest, until the end arrives.
         auto rest = recv_stream(pair.server.get(), sent - static_cast<std::uint64_t>(first), true,
@@ -148,14 +178,7 @@ TEST_P(TransparentEnd, ReachesAReaderInTheMiddleOfARead)
         record(label(mode, "end_after_the_copy_ms"), std::to_string(elapsed_ms(released)));
         record(label(mode, "segments_dropped_at_the_backlog"),
                std::to_string(tcp_ext_counter("TCPBacklogDrop") - drops_before));
-        Sha256 held_sha;
-        held_sha.update(held.data(), static_cast<std::size_t>(first));
-        EXPECT_EQ((Digest{static_cast<std::uint64_t>(first), held_sha.hex()}), expected_digest(kSeed, first))
-            << label(mode, "the held read's bytes are not the stream's start");
-        PatternStream stream(kSeed);
-        stream.seek(static_cast<std::uint64_t>(first));
-        EXPECT_EQ(rest.digest, continued_digest(stream, rest.digest.length))
-            << label(mode, "the bytes after the held read are not the stream's");
+        expect_the_stream_start(held, rest.digest, mode);
         if (reset) {
             EXPECT_EQ(rest.error.rfind("recv: " + std::string(std::strerror(ECONNRESET)), 0), 0u)
                 << label(mode, "after ") << received << " bytes: "
@@ -186,6 +209,64 @@ INSTANTIATE_TEST_SUITE_P(Ends, TransparentEnd,
                              return std::string(std::get<0>(info.param) == End::Fin ? "Fin" : "Reset") +
                                     (std::get<1>(info.param) == Buffer::Grows ? "" : "AtRmemMax");
                          });
+
+// The same reset, dropped while no daemon runs (an upgrade's restart, a crash): sock_ops is detached, so nothing
+// saw the writer's socket close, and the reader's socket stays in the sockhash with its peer gone. The next daemon
+// finds that pair at its start and has the reader's socket probe for the reset, as a running daemon would have.
+class TransparentEndAcrossRestart : public BaselineThenAccelerated {};
+
+TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReaderOnceOneStarts)
+{
+    NetNs ns("smd-end");
+    {
+        InNetns in(ns);
+        pin_receive_buffers_at_their_default(); // nothing can grow: the reset is dropped at the backlog
+        if (HasFatalFailure())
+            return;
+    }
+    for (Mode mode : kModes) {
+        enter(mode);
+        InNetns in(ns);
+        auto pair = open_pair("127.0.0.1");
+        int sndbuf = 4096;
+        ASSERT_EQ(::setsockopt(pair.server.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+        auto sent_stream = send_stream(pair.client.get(), kSeed, kStream, {kChunk}, Clock::now() + 10s);
+        ASSERT_EQ(sent_stream.error, "") << label(mode, "the writer");
+        const std::uint64_t sent = sent_stream.digest.length;
+        if (accelerated()) {
+            EXPECT_GT(moved_since_enter("redirected_bytes"), 0u) << "nothing went through the redirect";
+            daemon().stop(SIGTERM);
+        }
+
+        auto drops_before = tcp_ext_counter("TCPBacklogDrop");
+        auto held = end_during_a_held_read(pair, true);
+        ASSERT_TRUE(held.touched) << label(mode, "the reader's recv() never started its copy");
+        ASSERT_GT(held.first, 0) << label(mode, "first recv: ") << errno_name(held.first_errno);
+        auto dropped = tcp_ext_counter("TCPBacklogDrop") - drops_before;
+        if (accelerated()) {
+            EXPECT_GT(dropped, 0u) << "nothing was dropped: this case no longer tests the recovery";
+            daemon().start({"--max-queued-bytes", "0"});
+        } else {
+            EXPECT_EQ(dropped, 0u) << "plain TCP dropped the reset at the reader's backlog";
+        }
+        auto started = Clock::now();
+
+        auto rest = recv_stream(pair.server.get(), sent - static_cast<std::uint64_t>(held.first), true,
+                                Clock::now() + kEndDeadline);
+        const std::uint64_t received = static_cast<std::uint64_t>(held.first) + rest.digest.length;
+        record(label(mode, "reset_after_the_start_ms"), std::to_string(elapsed_ms(started)));
+        expect_the_stream_start(held, rest.digest, mode);
+        EXPECT_EQ(rest.error.rfind("recv: " + std::string(std::strerror(ECONNRESET)), 0), 0u)
+            << label(mode, "after ") << received << " bytes: "
+            << (rest.eof ? "EOF" : rest.error.empty() ? "no reset within 5 s" : rest.error);
+        if (accelerated()) {
+            auto status = daemon().status();
+            EXPECT_EQ(status["sockets"], 0u) << status.dump();
+            EXPECT_EQ(status["pairs"], 0u) << status.dump();
+            EXPECT_EQ(status["half_pairs"], 0u) << status.dump();
+        }
+    }
+}
 
 } // namespace
 } // namespace smdtest
