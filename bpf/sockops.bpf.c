@@ -227,16 +227,26 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 }
 
 /*
- * Both ends are known now: ask the policy. A bypassed connection's active end leaves the sockhash again; nothing
- * was redirected into it yet (its peer was never inserted), so no data can be lost by removing it.
+ * The passive end will not join: the active end leaves the sockhash again, and the connection is plain TCP. Nothing
+ * was redirected into the active end (its peer was never inserted), so no data can be lost by removing it; left
+ * alone there, it would read its TCP bytes with FIONREAD counting only its empty redirect queue.
  */
+static __always_inline void unpair_alone(const struct smd_sock_key *passive)
+{
+	struct smd_sock_key active = *passive;
+
+	active.role = SMD_ROLE_ACTIVE;
+	bpf_map_delete_elem(&smd_sockhash, &active);
+	bpf_map_delete_elem(&smd_pairs, &passive->pair);
+}
+
+/* Both ends are known now: ask the policy. */
 static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct smd_pair_state *state,
 					    const struct smd_sock_key *passive)
 {
 	struct smd_policy_match active_match = state->active_match, passive_match;
 	__u32 slot = state->policy_slot & (SMD_POLICY_SLOTS - 1);
 	struct smd_policy_slot *policy = smd_policy_slot(slot);
-	struct smd_sock_key active;
 
 	if (!policy)
 		return false;
@@ -244,10 +254,7 @@ static __always_inline bool policy_bypasses(struct bpf_sock_ops *skops, struct s
 	if (smd_policy_decide(slot, policy, &active_match, &passive_match) == SMD_ACTION_ACCELERATE)
 		return false;
 
-	active = *passive;
-	active.role = SMD_ROLE_ACTIVE;
-	bpf_map_delete_elem(&smd_sockhash, &active);
-	bpf_map_delete_elem(&smd_pairs, &passive->pair);
+	unpair_alone(passive);
 	smd_count(SMD_CTR_POLICY_BYPASSED, 1);
 	return true;
 }
@@ -310,7 +317,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	/* Before the insertion: the active end's first redirect may look for it at once. */
 	state->sk[SMD_ROLE_PASSIVE] = sock_address(skops);
 	if (insert_socket(skops, &key, 0)) {
-		state->sk[SMD_ROLE_PASSIVE] = 0;
+		unpair_alone(&key);
 		return;
 	}
 	state->cookie[SMD_ROLE_PASSIVE] = bpf_get_socket_cookie(skops);

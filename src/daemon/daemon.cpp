@@ -280,6 +280,7 @@ void run_daemon(const DaemonConfig& config)
         lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets, .max_hints = config.max_hints});
     datapath.collect_stale_pairs();
+    datapath.unpair_lone_active_ends();
     expire_hints_and_count(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();

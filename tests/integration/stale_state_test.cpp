@@ -1,8 +1,19 @@
 // State left by connections that closed while no daemon ran is collected by the next daemon.
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
+#include <string>
+#include <vector>
+
+#include "bounded_io.hpp"
 #include "fixture.hpp"
+#include "netns.hpp"
+#include "poll_until.hpp"
 
 namespace smdtest {
 namespace {
+
+using namespace std::chrono_literals;
 
 class StaleState : public IntegrationTest {};
 
@@ -34,6 +45,52 @@ TEST_F(StaleState, PairsClosedWithoutDaemonAreCollectedAtStart)
     EXPECT_EQ(daemon().status()["half_pairs"], 0u);
     EXPECT_EQ(daemon().status()["closed_pairs"], 0u);
     EXPECT_NE(daemon().log().find("removed 1 pair entries"), std::string::npos) << daemon().log();
+}
+
+// The daemon stops between a connection's two established callbacks: its active end is in the sockhash, its passive
+// end never joins. Made here by dropping the handshake's last ACK until the daemon is stopped; the server's SYN-ACK
+// retransmission completes it after. Alone in the sockhash, the client would read its TCP bytes with FIONREAD
+// counting only its empty redirect queue (0 on 6.18.14 and later); the next daemon takes it out before it attaches.
+TEST_F(StaleState, AnActiveEndLeftAloneByAStopLeavesTheSockhashAtTheNextStart)
+{
+    daemon().start();
+    NetNs ns("smd-lone");
+    InNetns in(ns);
+    Fd listener = tcp_listen("127.0.0.1");
+    std::string port = std::to_string(local_port(listener.get()));
+    const std::vector<std::string> last_ack = {"INPUT", "-p", "tcp", "--dport", port, "--tcp-flags",
+                                               "SYN,ACK,FIN,RST,PSH", "ACK", "-j", "DROP"};
+    auto iptables = [&](const std::string& op) {
+        std::vector<std::string> argv = {"iptables", op};
+        argv.insert(argv.end(), last_ack.begin(), last_ack.end());
+        ns.exec(argv);
+    };
+    iptables("-A");
+    Fd client = tcp_connect("127.0.0.1", local_port(listener.get()));
+    ASSERT_TRUE(client);
+    EXPECT_EQ(daemon().status()["sockets"], 1u) << "the active end is in the sockhash";
+    daemon().stop(SIGTERM);
+    iptables("-D");
+    Fd server = tcp_accept(listener.get(), 10s); // the SYN-ACK comes again after 1 s; the client ACKs it
+    ASSERT_TRUE(server);
+    EXPECT_EQ(daemon().status()["half_pairs"], 1u) << "the passive end joined after all: this no longer tests it";
+
+    daemon().start();
+    auto status = daemon().status();
+    EXPECT_EQ(status["sockets"], 0u) << status.dump();
+    EXPECT_EQ(status["half_pairs"], 0u) << status.dump();
+    EXPECT_NE(daemon().log().find("1 connections were left half paired"), std::string::npos) << daemon().log();
+
+    std::vector<char> data(100000, 'x');
+    auto sent = write_all(server.get(), data.data(), data.size(), Clock::now() + 5s);
+    ASSERT_TRUE(sent.ok()) << sent.describe();
+    int readable = -1;
+    EXPECT_TRUE(poll_until(
+        [&] { return ::ioctl(client.get(), SIOCINQ, &readable) == 0 && readable == static_cast<int>(data.size()); },
+        5s))
+        << "FIONREAD on the client " << readable << ", " << data.size() << " bytes sent";
+    auto got = read_exact(client.get(), data.data(), data.size(), Clock::now() + 5s);
+    EXPECT_TRUE(got.ok()) << got.describe();
 }
 
 } // namespace
