@@ -74,6 +74,17 @@ void pin_receive_buffers_at_their_default()
     ASSERT_TRUE(out) << "cannot write net.ipv4.tcp_rmem in the test's namespace";
 }
 
+// The receiver sizes its send buffer small (its backlog bound with it), and the writer sends what the kernel takes
+// at once, which nobody reads yet. Returns its length.
+std::uint64_t queue_a_stream(const TcpPair& pair, Mode mode)
+{
+    int sndbuf = 4096;
+    EXPECT_EQ(::setsockopt(pair.server.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    auto sent = send_stream(pair.client.get(), kSeed, kStream, {kChunk}, Clock::now() + 10s);
+    EXPECT_EQ(sent.error, "") << label(mode, "the writer");
+    return sent.digest.length;
+}
+
 // A read held inside its copy (the socket locked) while the writer ends the stream: what it returned, and when
 // its copy was let go. The end waits in the reader's socket backlog, or is dropped there.
 struct HeldRead {
@@ -145,12 +156,10 @@ TEST_P(TransparentEnd, ReachesAReaderInTheMiddleOfARead)
         enter(mode, grows ? std::vector<std::string>{"--raise-receive-buffers", "on"} : std::vector<std::string>{});
         InNetns in(ns);
         auto pair = open_pair("127.0.0.1");
-        int sndbuf = 4096;
-        ASSERT_EQ(::setsockopt(pair.server.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+        const std::uint64_t sent = queue_a_stream(pair, mode);
+        if (HasFailure())
+            return;
 
-        auto sent_stream = send_stream(pair.client.get(), kSeed, kStream, {kChunk}, Clock::now() + 10s);
-        ASSERT_EQ(sent_stream.error, "") << label(mode, "the writer");
-        const std::uint64_t sent = sent_stream.digest.length;
         auto memory = receive_memory(pair.server.get());
         if (grows && accelerated()) {
             auto deadline = Clock::now() + time_budget(2s);
@@ -228,11 +237,9 @@ TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReade
         enter(mode);
         InNetns in(ns);
         auto pair = open_pair("127.0.0.1");
-        int sndbuf = 4096;
-        ASSERT_EQ(::setsockopt(pair.server.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-        auto sent_stream = send_stream(pair.client.get(), kSeed, kStream, {kChunk}, Clock::now() + 10s);
-        ASSERT_EQ(sent_stream.error, "") << label(mode, "the writer");
-        const std::uint64_t sent = sent_stream.digest.length;
+        const std::uint64_t sent = queue_a_stream(pair, mode);
+        if (HasFailure())
+            return;
         if (accelerated()) {
             EXPECT_GT(moved_since_enter("redirected_bytes"), 0u) << "nothing went through the redirect";
             daemon().stop(SIGTERM);
