@@ -6,6 +6,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -160,9 +162,47 @@ std::string describe(const Pending& p, const struct smd_sock_key& key)
     return text;
 }
 
+// What the drain did so far: the sockets it took out of the sockhash (their pair flags still say they are in), and
+// how many of them it had probe for a reset first.
+struct Drained {
+    std::set<std::string> taken;
+    std::size_t removed = 0;
+    std::size_t probed = 0;
+};
+
+std::string key_bytes(const struct smd_sock_key& key)
+{
+    return std::string(reinterpret_cast<const char*>(&key), sizeof(key));
+}
+
+// Whether this socket's peer closed while no daemon ran to see it (out of the sockhash, its flags still in), or with
+// a reset that no release iterator has had this socket probe for yet: a reset dropped at this socket's backlog would
+// never come again once the socket is plain TCP (docs/design.md, "A reset the reader missed").
+bool peer_may_have_reset(int sockhash, int pairs, const struct smd_sock_key& key, const Drained& drained)
+{
+    struct smd_sock_key peer = key;
+    peer.role ^= 1;
+    std::uint64_t cookie = 0;
+    struct smd_pair_state state {};
+    if (pairs < 0 || bpf_map_lookup_elem(sockhash, &peer, &cookie) == 0 || drained.taken.count(key_bytes(peer)) ||
+        bpf_map_lookup_elem(pairs, &key.pair, &state) != 0)
+        return false;
+    return (state.flags & SMD_PAIR_RESET(peer.role & 1)) || smd_pair_end_in_sockhash(state.flags, peer.role);
+}
+
+// The probe the release iterator would have set (release.bpf.c, probe_reset_peer()): its peer's stack answers it
+// with the reset, or the peer's own socket with an ACK if it closed normally.
+void probe_for_a_reset(int fd)
+{
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one));
+    ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
 // Takes every socket whose redirect queue is empty out of the sockhash; returns the others.
-std::vector<std::pair<Pending, struct smd_sock_key>> remove_drained(int sockhash, SocketOwners& owners,
-                                                                    std::size_t& removed)
+std::vector<std::pair<Pending, struct smd_sock_key>> remove_drained(int sockhash, int pairs, SocketOwners& owners,
+                                                                    Drained& drained)
 {
     auto entries = sockhash_entries(sockhash);
     std::set<std::uint64_t> cookies;
@@ -182,7 +222,14 @@ std::vector<std::pair<Pending, struct smd_sock_key>> remove_drained(int sockhash
             if (sock && socket_cookie(sock.get()) == e.cookie && ::ioctl(sock.get(), SIOCINQ, &queued) == 0) {
                 p.queued = queued;
                 if (queued == 0) {
-                    removed += bpf_map_delete_elem(sockhash, &e.key) == 0;
+                    if (peer_may_have_reset(sockhash, pairs, e.key, drained)) {
+                        probe_for_a_reset(sock.get());
+                        ++drained.probed;
+                    }
+                    if (bpf_map_delete_elem(sockhash, &e.key) == 0) {
+                        ++drained.removed;
+                        drained.taken.insert(key_bytes(e.key));
+                    }
                     continue;
                 }
             }
@@ -292,13 +339,18 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
 
     // 2. Every socket leaves the sockhash once its reader has read all redirected data.
     SocketOwners owners;
-    std::size_t removed = 0;
+    Drained drained;
+    auto pair_pin = pins.find("smd_pairs");
+    int pairs = pair_pin != pins.end() ? pair_pin->second.get() : -1;
     auto deadline = Clock::now() + options.timeout;
-    auto pending = remove_drained(sockhash, owners, removed);
+    auto pending = remove_drained(sockhash, pairs, owners, drained);
     while (!pending.empty() && Clock::now() < deadline) {
         std::this_thread::sleep_for(kPoll);
-        pending = remove_drained(sockhash, owners, removed);
+        pending = remove_drained(sockhash, pairs, owners, drained);
     }
+    if (drained.probed)
+        out << "uninstall: " << count_of(drained.probed, "socket") << " whose peer closed while no daemon ran "
+            << (drained.probed == 1 ? "probes" : "probe") << " for a reset it may have missed (TCP keepalive)\n";
     if (!pending.empty()) {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.timeout).count();
         if (!options.force) {
@@ -319,7 +371,7 @@ int uninstall(const UninstallOptions& options, std::ostream& out, std::ostream& 
         for (const auto& [p, key] : pending)
             bpf_map_delete_elem(sockhash, &key);
     } else {
-        out << "uninstall: " << count_of(removed, "socket") << " left smd_sockhash with empty redirect queues\n";
+        out << "uninstall: " << count_of(drained.removed, "socket") << " left smd_sockhash with empty redirect queues\n";
     }
 
     // 3. Detach, unpin, and let the kernel free what nothing holds any more.

@@ -13,8 +13,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <tuple>
 
@@ -22,6 +25,7 @@
 #include "held_copy.hpp"
 #include "modes.hpp"
 #include "netns.hpp"
+#include "process.hpp"
 
 namespace smdtest {
 namespace {
@@ -219,13 +223,25 @@ INSTANTIATE_TEST_SUITE_P(Ends, TransparentEnd,
                                     (std::get<1>(info.param) == Buffer::Grows ? "" : "AtRmemMax");
                          });
 
-// The same reset, dropped while no daemon runs (an upgrade's restart, a crash): sock_ops is detached, so nothing
-// saw the writer's socket close, and the reader's socket stays in the sockhash with its peer gone. The next daemon
-// finds that pair at its start and has the reader's socket probe for the reset, as a running daemon would have.
-class TransparentEndAcrossRestart : public BaselineThenAccelerated {};
-
-TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReaderOnceOneStarts)
+// The same reset, dropped while no daemon runs (an upgrade's restart, a crash, a stop before uninstall): sock_ops
+// is detached, so nothing saw the writer's socket close, and the reader's socket stays in the sockhash with its peer
+// gone. The next daemon finds that pair at its start, or `sockmapctl uninstall` as it takes the reader's socket out
+// of the sockhash, and has the reader's socket probe for the reset, as a running daemon would have.
+enum class After { NextStart, Uninstall };
+std::string name_of(After after)
 {
+    return after == After::NextStart ? "NextStart" : "Uninstall";
+}
+void PrintTo(After after, std::ostream* out)
+{
+    *out << name_of(after);
+}
+
+class TransparentEndAfterStop : public BaselineThenAccelerated, public ::testing::WithParamInterface<After> {};
+
+TEST_P(TransparentEndAfterStop, AResetDroppedWhileNoDaemonRanReachesTheReader)
+{
+    const bool uninstall = GetParam() == After::Uninstall;
     NetNs ns("smd-end");
     {
         InNetns in(ns);
@@ -250,9 +266,17 @@ TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReade
         ASSERT_TRUE(held.touched) << label(mode, "the reader's recv() never started its copy");
         ASSERT_GT(held.first, 0) << label(mode, "first recv: ") << errno_name(held.first_errno);
         auto dropped = tcp_ext_counter("TCPBacklogDrop") - drops_before;
+        std::optional<Process> uninstalling;
+        const std::string uninstall_output = daemon().log_path() + ".uninstall";
         if (accelerated()) {
             EXPECT_GT(dropped, 0u) << "nothing was dropped: this case no longer tests the recovery";
-            daemon().start({"--max-queued-bytes", "0"});
+            if (uninstall)
+                uninstalling.emplace(
+                    std::vector<std::string>{sockmapctl_bin(), "uninstall", "--pin-path", daemon().pin_path(),
+                                             "--timeout", "30"},
+                    SpawnOptions{.netns = "", .uid = std::nullopt, .output_file = uninstall_output});
+            else
+                daemon().start({"--max-queued-bytes", "0"});
         } else {
             EXPECT_EQ(dropped, 0u) << "plain TCP dropped the reset at the reader's backlog";
         }
@@ -261,12 +285,21 @@ TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReade
         auto rest = recv_stream(pair.server.get(), sent - static_cast<std::uint64_t>(held.first), true,
                                 Clock::now() + kEndDeadline);
         const std::uint64_t received = static_cast<std::uint64_t>(held.first) + rest.digest.length;
-        record(label(mode, "reset_after_the_start_ms"), std::to_string(elapsed_ms(started)));
+        record(label(mode, "reset_after_the_restart_ms"), std::to_string(elapsed_ms(started)));
         expect_the_stream_start(held, rest.digest, mode);
         EXPECT_EQ(rest.error.rfind("recv: " + std::string(std::strerror(ECONNRESET)), 0), 0u)
             << label(mode, "after ") << received << " bytes: "
             << (rest.eof ? "EOF" : rest.error.empty() ? "no reset within 5 s" : rest.error);
-        if (accelerated()) {
+        if (uninstalling) {
+            auto code = uninstalling->wait(30s);
+            std::ifstream in(uninstall_output);
+            std::string output(std::istreambuf_iterator<char>(in), {});
+            std::filesystem::remove(uninstall_output);
+            ASSERT_TRUE(code.has_value()) << "uninstall still running after 30 s";
+            EXPECT_EQ(*code, 0) << output;
+            EXPECT_NE(output.find("1 socket whose peer closed while no daemon ran probes"), std::string::npos)
+                << output;
+        } else if (accelerated()) {
             auto status = daemon().status();
             EXPECT_EQ(status["sockets"], 0u) << status.dump();
             EXPECT_EQ(status["pairs"], 0u) << status.dump();
@@ -274,6 +307,9 @@ TEST_F(TransparentEndAcrossRestart, AResetDroppedWhileNoDaemonRanReachesTheReade
         }
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Recovery, TransparentEndAfterStop, ::testing::Values(After::NextStart, After::Uninstall),
+                         [](const ::testing::TestParamInfo<After>& info) { return name_of(info.param); });
 
 } // namespace
 } // namespace smdtest
