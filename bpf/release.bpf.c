@@ -78,13 +78,29 @@ static __always_inline __u32 control_flags(void)
 	return control ? control->flags : 0;
 }
 
-/* Whether this socket must leave: its connection is leaving, an uninstall drains, or it reads in blocking mode. */
-static __always_inline bool leaving(struct smd_pair_state *state, __u64 self, __u32 control)
+/* An active end whose passive end had not begun to join SMD_LONE_ACTIVE_NS after its insertion (shared.h). */
+static __always_inline bool alone_too_long(const struct smd_pair_state *state, __u32 role)
+{
+	return role == SMD_ROLE_ACTIVE && !(state->flags & (SMD_PAIR_PASSIVE_JOINING | SMD_PAIR_PASSIVE_IN)) &&
+	       bpf_ktime_get_ns() - state->created_ns > SMD_LONE_ACTIVE_NS;
+}
+
+/*
+ * Whether this socket must leave: its connection is leaving, an uninstall drains, it reads in blocking mode, or it
+ * waited alone for its passive end too long.
+ */
+static __always_inline bool leaving(struct smd_pair_state *state, __u64 self, __u32 role, __u32 control)
 {
 	__u32 old;
 
 	if (state->flags & SMD_PAIR_LEAVING)
 		return true;
+	if (alone_too_long(state, role)) {
+		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
+		if (!(old & SMD_PAIR_LEAVING))
+			smd_count(SMD_CTR_LEFT_OTHER, 1);
+		return true;
+	}
 	if (control & SMD_CONTROL_DRAIN) {
 		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
 		if (!(old & SMD_PAIR_LEAVING))
@@ -129,7 +145,7 @@ int smd_release(struct bpf_iter__tcp *it)
 	control = control_flags();
 	if ((state->flags & SMD_PAIR_GROW(ctx->key.role & 1)) && (control & SMD_CONTROL_RAISE_RCVBUF))
 		grow_receive_buffer(tp, psock, state, ctx->key.role & 1);
-	if (!leaving(state, self, control))
+	if (!leaving(state, self, ctx->key.role & 1, control))
 		return 0;
 	if ((state->flags & SMD_PAIR_RESET((ctx->key.role & 1) ^ 1)) && !(ctx->flags & SMD_CTX_PROBING))
 		probe_reset_peer(tp, ctx);

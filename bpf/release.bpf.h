@@ -24,6 +24,10 @@ static __always_inline bool smd_peer_quiet(const struct smd_pair_state *state, _
 
 	if (flags & SMD_PAIR_CLOSED(peer_role))
 		return true;
+	/* A passive end that had not begun to join when the pair began to leave never joins (sockops.bpf.c). */
+	if (peer_role == SMD_ROLE_PASSIVE && (flags & SMD_PAIR_LEAVING) &&
+	    !(flags & (SMD_PAIR_PASSIVE_JOINING | SMD_PAIR_PASSIVE_IN)))
+		return true;
 	if (!(flags & SMD_PAIR_PINNED(peer_role)) && !self_blocking)
 		return false;
 	psock = smd_psock_of(state->sk[peer_role & 1]);

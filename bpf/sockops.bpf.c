@@ -314,6 +314,9 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	if (skops->bytes_received)
 		smd_count(SMD_CTR_EARLY_DATA, 1);
 
+	/* A pair that left before this end began to join goes on without it (SMD_PAIR_PASSIVE_JOINING). */
+	if (__sync_fetch_and_or(&state->flags, SMD_PAIR_PASSIVE_JOINING) & SMD_PAIR_LEAVING)
+		return;
 	/* Before the insertion: the active end's first redirect may look for it at once. */
 	state->sk[SMD_ROLE_PASSIVE] = sock_address(skops);
 	if (insert_socket(skops, &key, 0)) {

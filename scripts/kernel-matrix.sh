@@ -31,7 +31,7 @@ Exit status 1 when a kernel failed or timed out, 2 on bad usage or a missing too
 EOF
 }
 
-default_filter='Loopback.*:ReceiveSemantics.*:*/TransparentEnd.*:*/TransparentEndAfterStop.*:ShutdownTest.*:Backpressure.*:*/PingPong.*:*/HalfClose.*:*/SenderGone.*:*/ReceiverGone.*:KilledPeer.*:*/Splice.*:*/WriteSizes.*:MemoryBound.*:TcpMemoryPressure.*:Policy.*'
+default_filter='Loopback.*:ReceiveSemantics.*:*/TransparentEnd.*:*/TransparentEndAfterStop.*:ShutdownTest.*:Backpressure.*:*/PingPong.*:*/HalfClose.*:*/SenderGone.*:*/ReceiverGone.*:KilledPeer.*:*/Splice.*:*/WriteSizes.*:MemoryBound.*:TcpMemoryPressure.*:Policy.*:Capacity.HalfInsertedConnectionIsPlainTcp:StaleState.*:Hints.AnActiveEndThatFoundAnotherHandshakesHintLeavesTheSockhash'
 
 # CI's smoke run (--smoke): short cases that depend on no timing the emulator cannot keep (no 100 ms
 # latency bound, no reader that must keep up with a bulk writer), about 90 s under TCG.

@@ -63,11 +63,6 @@ public:
     void remember_inherited_pairs();
     std::size_t collect_inherited_pairs();
 
-    // Takes out of the sockhash every active end whose passive end never joined (the last daemon stopped between
-    // the two ends' established callbacks, or a key collision poisoned the entry first), and deletes its entry:
-    // alone there, an end reads its TCP bytes with FIONREAD counting only its empty redirect queue. Nothing was
-    // redirected into it. Call before sock_ops attaches: no passive end can be joining then. Returns how many.
-    std::size_t unpair_lone_active_ends();
 
     // Of the pairs remembered above, those with one end that closed while no daemon ran (out of the sockhash, its
     // flags still in) and the other still in: that close may have been a reset dropped at the other end's socket

@@ -12,9 +12,10 @@ struct ring_buffer;
 
 namespace sockmapd {
 
-// The leaving connections in smd_pairs: how many still have a socket in the sockhash; and the namespaces a sweep
-// has work in: theirs, and those of sockets whose receive buffer sk_msg asked to raise (SMD_PAIR_GROW), which one
-// sweep does and which therefore do not count as pending.
+// The leaving connections in smd_pairs (with the active ends alone too long, which the iterator makes leave): how
+// many still have a socket in the sockhash; and the namespaces a sweep has work in: theirs, and those of sockets
+// whose receive buffer sk_msg asked to raise (SMD_PAIR_GROW), which one sweep does and which therefore do not
+// count as pending.
 struct LeavingPairs {
     std::size_t pending = 0;
     std::set<std::uint64_t> netns_cookies;
@@ -37,7 +38,8 @@ public:
     int fd() const;
     // Reads the events; true if there were any.
     bool drain_events();
-    // Sweeps every namespace with a leaving connection. Returns when to sweep again; 0 when none is pending.
+    // Sweeps every namespace with a leaving connection, or an active end alone too long. Returns when to sweep
+    // again: soon while any is pending, else in a few seconds, to look for active ends left alone.
     std::chrono::milliseconds sweep(bool after_event);
     std::size_t pending() const { return pending_; }
 

@@ -99,6 +99,18 @@ struct smd_hint {
  * its reader copies (a FIN, a RST) is not dropped (docs/design.md, "Room in the backlog"). Cleared when done.
  */
 #define SMD_PAIR_GROW(role) (1u << (12 + (role)))
+/*
+ * The passive end began to join (set by its sock_ops before its insertion, with one fetch-or that also reads
+ * SMD_PAIR_LEAVING). A pair that was leaving first never gets its passive end, so an entry read with leaving set and
+ * neither this nor SMD_PAIR_PASSIVE_IN never will: its active end leaves without waiting (release.bpf.h).
+ */
+#define SMD_PAIR_PASSIVE_JOINING (1u << 14)
+/*
+ * An active end whose passive end has not begun to join this long after its insertion never gets one (its hint was
+ * another handshake's, its peer is out of scope, or the daemon stopped in between): the release iterator has it
+ * leave. A passive end that comes later is refused and its connection stays plain TCP.
+ */
+#define SMD_LONE_ACTIVE_NS 1000000000ull
 #define SMD_PAIR_CLOSED(role) ((role) == SMD_ROLE_ACTIVE ? SMD_PAIR_ACTIVE_CLOSED : SMD_PAIR_PASSIVE_CLOSED)
 
 /* Whether that end is in the sockhash by the pair's flags: inserted, and neither released nor closed since. */

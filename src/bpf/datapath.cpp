@@ -292,25 +292,6 @@ std::size_t Datapath::collect_inherited_pairs()
     return watched.size();
 }
 
-std::size_t Datapath::unpair_lone_active_ends()
-{
-    int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);
-    int sockhash = bpf_map__fd(impl_->skel->maps.smd_sockhash);
-    std::size_t removed = 0;
-    for (const auto& k : all_pairs(pairs)) {
-        struct smd_pair_state state {};
-        if (bpf_map_lookup_elem(pairs, &k, &state) != 0 || (state.flags & SMD_PAIR_PASSIVE_IN) ||
-            !smd_pair_end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) || end_in_sockhash(sockhash, k, SMD_ROLE_PASSIVE))
-            continue;
-        struct smd_sock_key active {.pair = k, .role = SMD_ROLE_ACTIVE, .pad = 0};
-        bpf_map_delete_elem(sockhash, &active);
-        removed += bpf_map_delete_elem(pairs, &k) == 0;
-    }
-    if (removed)
-        spdlog::info("{} connections were left half paired by the last stop: plain TCP from now on", removed);
-    return removed;
-}
-
 std::size_t Datapath::leave_pairs_closed_unseen()
 {
     int pairs = bpf_map__fd(impl_->skel->maps.smd_pairs);

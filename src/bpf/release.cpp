@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "sockmapd/error.hpp"
@@ -23,6 +24,9 @@ namespace {
 // off to the longest a reader that emptied its redirect queue may wait for the edge that the release gives it.
 constexpr auto kFirstPeriod = std::chrono::milliseconds(2);
 constexpr auto kLongestPeriod = std::chrono::milliseconds(50);
+// With nothing leaving, how often the pair table is read for active ends left alone (SMD_LONE_ACTIVE_NS): one
+// batch read of at most --max-sockets entries (a few ms at 65536).
+constexpr auto kIdlePeriod = std::chrono::seconds(2);
 // A namespace that no process or bind mount shows (its sockets held by processes that left it) is looked for
 // again at most this often: finding one reads every process's ns/net link, too much for every sweep.
 constexpr auto kUnfindableRetry = std::chrono::seconds(1);
@@ -47,17 +51,30 @@ void run_iterator(int link_fd)
     }
 }
 
+// bpf_ktime_get_ns()'s clock.
+std::uint64_t monotonic_ns()
+{
+    struct timespec now {};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
 } // namespace
 
 LeavingPairs find_leaving_pairs(int pairs_fd)
 {
     LeavingPairs leaving;
+    const std::uint64_t now = monotonic_ns();
     for_each_entry<struct smd_pair_key, struct smd_pair_state>(
         pairs_fd, "smd_pairs", [&](const struct smd_pair_key& key, const struct smd_pair_state& state) {
             auto has = [&](std::uint32_t role, std::uint32_t flag) {
                 return (state.flags & flag) && smd_pair_end_in_sockhash(state.flags, role);
             };
-            bool left = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING);
+            // The release iterator marks such an active end leaving (release.bpf.c, alone_too_long()).
+            bool alone = smd_pair_end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) &&
+                         !(state.flags & (SMD_PAIR_PASSIVE_JOINING | SMD_PAIR_PASSIVE_IN)) &&
+                         now - state.created_ns > SMD_LONE_ACTIVE_NS;
+            bool left = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING) || alone;
             bool grow = has(SMD_ROLE_ACTIVE, SMD_PAIR_GROW(SMD_ROLE_ACTIVE)) ||
                         has(SMD_ROLE_PASSIVE, SMD_PAIR_GROW(SMD_ROLE_PASSIVE));
             if (left)
@@ -119,9 +136,9 @@ std::chrono::milliseconds Releaser::sweep(bool after_event)
             spdlog::warn("cannot enter network namespace {} to release its connections", cookie);
 
     std::size_t before = pending_;
-    pending_ = find_leaving_pairs(pairs_fd_).pending;
+    pending_ = leaving.netns_cookies.empty() ? 0 : find_leaving_pairs(pairs_fd_).pending;
     if (!pending_)
-        return idle_period_ = std::chrono::milliseconds(0);
+        return idle_period_ = kIdlePeriod;
     if (after_event || pending_ < before)
         idle_period_ = kFirstPeriod;
     else

@@ -117,9 +117,7 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
         auto deadline = std::min(next_housekeeping, next_hint_sweep);
         if (watching_inherited)
             deadline = std::min(deadline, next_inherited_check);
-        if (release_period.count())
-            deadline = std::min(deadline, next_release);
-        deadline = std::min(deadline, policy_settled);
+        deadline = std::min({deadline, next_release, policy_settled});
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
         struct pollfd fds[3] = {{.fd = signals.get(), .events = POLLIN, .revents = 0},
                                 {.fd = watch ? watch->fd() : -1, .events = POLLIN, .revents = 0},
@@ -129,7 +127,7 @@ void run_until_stopped(Datapath& datapath, Releaser& releaser, MetricsSource& me
             throw_errno(errno, "poll");
 
         bool left = fds[2].revents && releaser.drain_events();
-        if (left || (release_period.count() && Clock::now() >= next_release)) {
+        if (left || Clock::now() >= next_release) {
             release_period = releaser.sweep(left);
             next_release = Clock::now() + release_period;
         }
@@ -280,7 +278,6 @@ void run_daemon(const DaemonConfig& config)
         lock.emplace(config.pin_path);
     Datapath datapath({.pin_path = config.pin_path, .max_sockets = config.max_sockets, .max_hints = config.max_hints});
     datapath.collect_stale_pairs();
-    datapath.unpair_lone_active_ends();
     expire_hints_and_count(datapath, metrics, config.hint_max_age); // hints of handshakes cut off by the last stop
     datapath.remember_inherited_pairs();
     std::uint64_t rmem_max = tcp_rmem_max();

@@ -1,7 +1,4 @@
 // A full sockhash: connections that do not fit stay on TCP, are counted, and lose nothing.
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
-
 #include <thread>
 
 #include "bounded_io.hpp"
@@ -111,16 +108,7 @@ TEST_F(Capacity, HalfInsertedConnectionIsPlainTcp)
     EXPECT_EQ(full["counters"]["insert_failed_full"], 1u);
 
     // What the server sends first is what the client's FIONREAD counts.
-    constexpr int kFirst = 100000;
-    std::vector<char> first(kFirst, 'x');
-    auto sent = write_all(conns[1].server.get(), first.data(), first.size(), Clock::now() + 5s);
-    ASSERT_TRUE(sent.ok()) << sent.describe();
-    int readable = -1;
-    EXPECT_TRUE(poll_until([&] { return ::ioctl(conns[1].client.get(), SIOCINQ, &readable) == 0 && readable == kFirst; },
-                           5s))
-        << "FIONREAD on the client " << readable << ", " << kFirst << " bytes sent";
-    auto got = read_exact(conns[1].client.get(), first.data(), first.size(), Clock::now() + 5s);
-    ASSERT_TRUE(got.ok()) << got.describe();
+    expect_fionread_counts_tcp_bytes(conns[1].server.get(), conns[1].client.get(), 100000, 5s);
 
     transfer_all_and_check(conns);
     auto after = daemon().status();

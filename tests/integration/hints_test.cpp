@@ -9,15 +9,20 @@
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "bounded_io.hpp"
+#include "cgroup.hpp"
 #include "fixture.hpp"
 #include "http_get.hpp"
+#include "netns.hpp"
 #include "poll_until.hpp"
 #include "sockmapd/shared.h"
 
 namespace smdtest {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr std::uint64_t kBulk = 1 << 20;
 
@@ -39,11 +44,13 @@ protected:
 
         Blackhole()
         {
-            ns.exec({"iptables", "-w", "10", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j",
-                     "DROP"});
-            InNetns inside(ns);
-            listener = tcp_listen("127.0.0.1");
-            port = local_port(listener.get());
+            {
+                InNetns inside(ns);
+                listener = tcp_listen("127.0.0.1");
+                port = local_port(listener.get());
+            }
+            ns.exec({"iptables", "-w", "10", "-A", "OUTPUT", "-p", "tcp", "--sport", std::to_string(port),
+                     "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j", "DROP"});
         }
 
         // Non-blocking connects: each sends one SYN, and its handshake never completes.
@@ -195,6 +202,70 @@ TEST_F(Hints, EarlierLruPinIsReplaced)
     transfer_on_new_connection(71);
     EXPECT_EQ(daemon().counter("pairs_made"), 1u);
     EXPECT_EQ(daemon().counter("redirected_bytes"), 2 * kBulk);
+}
+
+// A socket bound to 127.0.0.1:port with SO_REUSEADDR: two such sockets may connect from one port to two servers.
+Fd reused_port_socket(std::uint16_t port)
+{
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    struct sockaddr_in at {};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(port);
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!fd || ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0) {
+        ADD_FAILURE() << "socket bound to 127.0.0.1:" << port << ": " << std::strerror(errno);
+        return {};
+    }
+    return fd;
+}
+
+// A connection to a server out of scope (here a listener in another cgroup; in a pod, a remote server) from the
+// client address and port of another handshake in flight to a local server: its connecting end finds that
+// handshake's hint and enters the sockhash, and no accepting end ever joins it. Alone there it would read what
+// comes by TCP with FIONREAD counting only its empty redirect queue (0 on 6.18.14 and later), for its whole life.
+// A second after its insertion the release iterator has it leave.
+TEST_F(Hints, AnActiveEndThatFoundAnotherHandshakesHintLeavesTheSockhash)
+{
+    daemon().start();
+    Blackhole blackhole; // the local handshake: its SYN-ACK never leaves, so its hint stays
+    TestCgroup other;
+    Fd listener;
+    {
+        InNetns inside(blackhole.ns);
+        other.join();
+        listener = tcp_listen("127.0.0.1");
+        other.leave();
+    }
+    InNetns inside(blackhole.ns);
+    auto connect_to = [](int fd, std::uint16_t port) {
+        struct sockaddr_in to {};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(port);
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return ::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 0 || errno == EINPROGRESS;
+    };
+    Fd local = reused_port_socket(0);
+    ASSERT_TRUE(local);
+    const std::uint16_t port = local_port(local.get());
+    ASSERT_TRUE(connect_to(local.get(), blackhole.port)) << std::strerror(errno);
+    ASSERT_TRUE(poll_until([&] { return hints() == 1; }, 5s)) << "the local handshake left no hint";
+
+    Fd client = reused_port_socket(port);
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(connect_to(client.get(), local_port(listener.get()))) << std::strerror(errno);
+    Fd server = tcp_accept(listener.get());
+    ASSERT_TRUE(server);
+    auto status = daemon().status();
+    ASSERT_EQ(status["sockets"], 1u) << "the client did not enter the sockhash: this no longer tests it";
+    EXPECT_EQ(status["half_pairs"], 1u);
+
+    expect_fionread_counts_tcp_bytes(server.get(), client.get(), 100000, 10s);
+    status = daemon().status();
+    EXPECT_EQ(status["sockets"], 0u) << status.dump();
+    EXPECT_EQ(status["counters"]["sockets_released"], 1u) << status.dump();
+    EXPECT_EQ(status["counters"]["left_other"], 1u) << status.dump();
 }
 
 } // namespace

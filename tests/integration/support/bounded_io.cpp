@@ -2,8 +2,10 @@
 #include "bounded_io.hpp"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -13,6 +15,9 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <vector>
+
+#include "poll_until.hpp"
 
 namespace smdtest {
 
@@ -173,6 +178,19 @@ double elapsed_ms(Clock::time_point start)
 {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
     return static_cast<double>(us / 100) / 10.0;
+}
+
+void expect_fionread_counts_tcp_bytes(int writer, int reader, std::size_t n, std::chrono::milliseconds limit)
+{
+    std::vector<char> data(n, 'x');
+    auto sent = write_all(writer, data.data(), data.size(), Clock::now() + std::chrono::seconds(5));
+    ASSERT_TRUE(sent.ok()) << sent.describe();
+    int readable = -1;
+    EXPECT_TRUE(poll_until(
+        [&] { return ::ioctl(reader, SIOCINQ, &readable) == 0 && readable == static_cast<int>(n); }, limit))
+        << "FIONREAD " << readable << " with " << n << " bytes sent";
+    auto got = read_exact(reader, data.data(), data.size(), Clock::now() + std::chrono::seconds(5));
+    EXPECT_TRUE(got.ok()) << got.describe();
 }
 
 } // namespace smdtest

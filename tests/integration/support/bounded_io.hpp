@@ -47,6 +47,11 @@ IoResult read_exact(int fd, void* data, std::size_t n, Clock::time_point deadlin
 // that it returns: a hang becomes a result. Returns true if that was needed.
 bool run_with_watchdog(int fd, std::chrono::milliseconds limit, const std::function<void()>& call);
 
+// Sends `n` bytes from `writer` to `reader` by TCP and checks that FIONREAD on `reader` counts them all within
+// `limit`, then reads them. A socket left alone in the sockhash counts only its empty redirect queue there (6.18.14
+// and later), so this fails for as long as one stays.
+void expect_fionread_counts_tcp_bytes(int writer, int reader, std::size_t n, std::chrono::milliseconds limit);
+
 // "ECONNRESET", "EPIPE", ... ; "0" for no error.
 std::string errno_name(int err);
 
