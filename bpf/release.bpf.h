@@ -20,7 +20,8 @@
 static __always_inline bool smd_peer_quiet(const struct smd_pair_state *state, __u32 peer_role, bool self_blocking)
 {
 	struct sk_psock *psock;
-	__u32 flags = state->flags;
+	/* One load: the rules below read leaving and the passive end's join from the same moment. */
+	__u32 flags = *(volatile __u32 *)&state->flags;
 
 	if (flags & SMD_PAIR_CLOSED(peer_role))
 		return true;

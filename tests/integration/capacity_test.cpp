@@ -93,7 +93,7 @@ TEST_F(Capacity, ConnectionsBeyondMaxSocketsFallBackIntact)
 
 // An odd capacity: the second connection's active end fits, its passive end does not. The active end leaves the
 // sockhash again at once: alone there, it would read what comes by TCP with FIONREAD counting only its empty
-// redirect queue (6.18.14 and later: 0). The connection is plain TCP, both ways.
+// redirect queue (0 on 6.18.44). The connection is plain TCP, both ways.
 TEST_F(Capacity, HalfInsertedConnectionIsPlainTcp)
 {
     daemon().start({"--max-sockets", "3"});
