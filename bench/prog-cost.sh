@@ -125,9 +125,11 @@ for round in $(seq "$rounds"); do
         cmd="'$build/smd_bench' connrate --concurrency $point --duration 3 --warmup 0.5"
         [ -z "$pin" ] || cmd="$cmd --server-cpu 0 --client-cpu 0"
       fi
+      # The workload runs in the test cgroup, under perf with --profile.
+      in_cgroup=(bash -c "echo \$\$ > '$cg/cgroup.procs'; exec $cmd")
       if [ -n "$profile" ]; then
         pdata="$profile/$workload-$point-${variant}-round$round"
-        result=$(perf record -a -g -F 1999 -o "$pdata.data" -- bash -c "echo \$\$ > '$cg/cgroup.procs'; exec $cmd" 2>/dev/null)
+        result=$(perf record -a -g -F 1999 -o "$pdata.data" -- "${in_cgroup[@]}" 2>/dev/null)
         {
           echo "# bench/prog-cost.sh --profile: $workload point $point, variant $variant, round $round (perf record -a -g -F 1999)"
           echo "# result: $result"
@@ -139,7 +141,7 @@ for round in $(seq "$rounds"); do
         } > "$pdata.txt"
         rm -f "$pdata.data"
       else
-        result=$(bash -c "echo \$\$ > '$cg/cgroup.procs'; exec $cmd")
+        result=$("${in_cgroup[@]}")
       fi
       segs_after=$(tcp_out_segs)
       after=$(prog_stats "$variant")
