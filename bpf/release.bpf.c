@@ -89,28 +89,17 @@ static __always_inline bool alone_too_long(const struct smd_pair_state *state, _
  * Whether this socket must leave: its connection is leaving, an uninstall drains, it reads in blocking mode, or it
  * waited alone for its passive end too long.
  */
-static __always_inline bool leaving(struct smd_pair_state *state, __u64 self, __u32 role, __u32 control)
+static __always_inline bool leaving(struct smd_sock_ctx *ctx, struct smd_pair_state *state, __u64 self,
+				    __u32 control)
 {
-	__u32 old;
-
 	if (state->flags & SMD_PAIR_LEAVING)
 		return true;
-	if (alone_too_long(state, role)) {
-		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
-		if (!(old & SMD_PAIR_LEAVING))
-			smd_count(SMD_CTR_LEFT_OTHER, 1);
-		return true;
-	}
-	if (control & SMD_CONTROL_DRAIN) {
-		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
-		if (!(old & SMD_PAIR_LEAVING))
-			smd_count(SMD_CTR_LEFT_OTHER, 1);
+	if (alone_too_long(state, ctx->key.role & 1) || (control & SMD_CONTROL_DRAIN)) {
+		smd_mark_leaving(state, ctx->key.pair.netns_cookie, 0, SMD_CTR_LEFT_OTHER);
 		return true;
 	}
 	if (smd_blocking(self)) {
-		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
-		if (!(old & SMD_PAIR_LEAVING))
-			smd_count(SMD_CTR_LEFT_BLOCKING_READER, 1);
+		smd_mark_leaving(state, ctx->key.pair.netns_cookie, 0, SMD_CTR_LEFT_BLOCKING_READER);
 		return true;
 	}
 	return false;
@@ -145,7 +134,7 @@ int smd_release(struct bpf_iter__tcp *it)
 	control = control_flags();
 	if ((state->flags & SMD_PAIR_GROW(ctx->key.role & 1)) && (control & SMD_CONTROL_RAISE_RCVBUF))
 		grow_receive_buffer(tp, psock, state, ctx->key.role & 1);
-	if (!leaving(state, self, ctx->key.role & 1, control))
+	if (!leaving(ctx, state, self, control))
 		return 0;
 	if ((state->flags & SMD_PAIR_RESET((ctx->key.role & 1) ^ 1)) && !(ctx->flags & SMD_CTX_PROBING))
 		probe_reset_peer(tp, ctx);

@@ -27,15 +27,9 @@ static __always_inline int leave_redirect(struct smd_sock_ctx *ctx, enum smd_cou
 					  enum smd_counter pair_reason, __u64 size)
 {
 	struct smd_pair_state *state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
-	__u32 old;
 
-	if (state) {
-		old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING | SMD_PAIR_PINNED(ctx->key.role));
-		if (!(old & SMD_PAIR_LEAVING)) {
-			smd_count(pair_reason, 1);
-			bpf_ringbuf_output(&smd_events, &ctx->key.pair.netns_cookie, sizeof(__u64), 0);
-		}
-	}
+	if (state)
+		smd_mark_leaving(state, ctx->key.pair.netns_cookie, SMD_PAIR_PINNED(ctx->key.role), pair_reason);
 	return pass_to_tcp(ctx, message_reason, size);
 }
 

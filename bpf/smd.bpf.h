@@ -35,6 +35,21 @@ static __always_inline void smd_count(enum smd_counter counter, __u64 n)
 }
 
 /* A message and its bytes with one map lookup: the per-message path counts two things every time. */
+/*
+ * Marks a connection leaving, with `also` set by the same fetch-or. The first mark counts `reason` and tells the
+ * daemon on smd_events, which reads the pair table for new work only when told (src/bpf/release.cpp).
+ */
+static __always_inline void smd_mark_leaving(struct smd_pair_state *state, __u64 netns_cookie, __u32 also,
+					     enum smd_counter reason)
+{
+	__u32 old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING | also);
+
+	if (!(old & SMD_PAIR_LEAVING)) {
+		smd_count(reason, 1);
+		bpf_ringbuf_output(&smd_events, &netns_cookie, sizeof(netns_cookie), 0);
+	}
+}
+
 static __always_inline void smd_count_message(enum smd_counter messages, enum smd_counter bytes, __u64 size)
 {
 	struct smd_counters *ctrs = smd_counters_this_cpu();

@@ -388,7 +388,6 @@ static __always_inline void release_blocking_on_shutdown(struct bpf_sock_ops *sk
 	struct smd_sock_ctx *ctx;
 	struct sk_psock *psock;
 	__u64 self;
-	__u32 old;
 
 	if (!smd_backpressure_supported() || !skops->sk)
 		return;
@@ -400,9 +399,7 @@ static __always_inline void release_blocking_on_shutdown(struct bpf_sock_ops *sk
 	state = bpf_map_lookup_elem(&smd_pairs, &ctx->key.pair);
 	if (!psock || !state)
 		return;
-	old = __sync_fetch_and_or(&state->flags, SMD_PAIR_LEAVING);
-	if (!(old & SMD_PAIR_LEAVING))
-		smd_count(SMD_CTR_LEFT_BLOCKING_READER, 1);
+	smd_mark_leaving(state, ctx->key.pair.netns_cookie, 0, SMD_CTR_LEFT_BLOCKING_READER);
 	smd_try_release(ctx, state, psock, true);
 }
 

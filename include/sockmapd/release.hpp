@@ -5,22 +5,26 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <vector>
 
 #include "sockmapd/fd.hpp"
+#include "sockmapd/shared.h"
 
 struct ring_buffer;
 
 namespace sockmapd {
 
-// The leaving connections in smd_pairs (with the active ends alone too long, which the iterator makes leave): how
-// many still have a socket in the sockhash; and the namespaces a sweep has work in: theirs, and those of sockets
-// whose receive buffer sk_msg asked to raise (SMD_PAIR_GROW), which one sweep does and which therefore do not
-// count as pending.
+// The leaving connections in smd_pairs (with the active ends alone too long, which the iterator makes leave) that
+// still have a socket in the sockhash; and the namespaces a sweep has work in: theirs, and those of sockets whose
+// receive buffer sk_msg asked to raise (SMD_PAIR_GROW), which one sweep does and which therefore are not pending.
 struct LeavingPairs {
-    std::size_t pending = 0;
+    std::vector<struct smd_pair_key> pending;
     std::set<std::uint64_t> netns_cookies;
 };
+// The whole table, in batches.
 LeavingPairs find_leaving_pairs(int pairs_fd);
+// Only these entries, one lookup each; raises are not looked for.
+LeavingPairs still_leaving(int pairs_fd, const std::vector<struct smd_pair_key>& keys);
 
 // sk_msg marks a connection as leaving, or a receiver as short of backlog room, and reports its namespace on
 // smd_events; only an iter/tcp program, run inside that namespace, can take its sockets out of the sockhash, wake
@@ -41,7 +45,7 @@ public:
     // Sweeps every namespace with a leaving connection, or an active end alone too long. Returns when to sweep
     // again: soon while any is pending, else in a few seconds, to look for active ends left alone.
     std::chrono::milliseconds sweep(bool after_event);
-    std::size_t pending() const { return pending_; }
+    std::size_t pending() const { return pending_.size(); }
 
 private:
     int link_fd_, pairs_fd_;
@@ -49,8 +53,10 @@ private:
     std::size_t event_count_ = 0;
     std::map<std::uint64_t, Fd> netns_; // cookie -> nsfs fd, of namespaces with leaving connections only
     std::map<std::uint64_t, std::chrono::steady_clock::time_point> unfindable_; // cookie -> when last looked for
-    std::size_t pending_ = 0;
+    std::vector<struct smd_pair_key> pending_; // leaving pairs not released at the last sweep
     std::chrono::milliseconds idle_period_{0};
+    std::chrono::milliseconds full_read_{0}; // how long the last read of the whole table took
+    std::chrono::steady_clock::time_point last_full_{};
 };
 
 } // namespace sockmapd

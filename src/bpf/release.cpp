@@ -24,6 +24,10 @@ namespace {
 // off to the longest a reader that emptied its redirect queue may wait for the edge that the release gives it.
 constexpr auto kFirstPeriod = std::chrono::milliseconds(2);
 constexpr auto kLongestPeriod = std::chrono::milliseconds(50);
+// A sweep walks every TCP socket of the namespaces it enters: 20 ms for one of 10 000 sockets on a 2-vCPU VM. A
+// connection that stays pending (a reader that does not read) would have it repeat every 50 ms for as long, so
+// sweeps between events are spaced 20 times as long as the last one took: at most 5 % of a CPU.
+constexpr int kSweepCostRatio = 20;
 // With nothing leaving, how often the pair table is read for active ends left alone (SMD_LONE_ACTIVE_NS): every
 // 2 s, or 200 times as long as the last read took, so that it never costs more than 0.5 % of a CPU (a full table
 // of 65536 entries takes 28-40 ms on a 2-vCPU VM: every 7 s or so).
@@ -63,28 +67,60 @@ std::uint64_t monotonic_ns()
 
 } // namespace
 
+namespace {
+
+// What one pair entry asks of a sweep: to release a leaving connection's sockets (pending until they are out of
+// the sockhash), or to raise a receive buffer (one sweep does it).
+struct Work {
+    bool leaving = false;
+    bool grow = false;
+};
+
+Work work_of(const struct smd_pair_state& state, std::uint64_t now)
+{
+    auto has = [&](std::uint32_t role, std::uint32_t flag) {
+        return (state.flags & flag) && smd_pair_end_in_sockhash(state.flags, role);
+    };
+    // The release iterator marks such an active end leaving (release.bpf.c, alone_too_long()).
+    bool alone = smd_pair_end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) &&
+                 !(state.flags & (SMD_PAIR_PASSIVE_JOINING | SMD_PAIR_PASSIVE_IN)) &&
+                 now - state.created_ns > SMD_LONE_ACTIVE_NS;
+    return {.leaving = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING) || alone,
+            .grow = has(SMD_ROLE_ACTIVE, SMD_PAIR_GROW(SMD_ROLE_ACTIVE)) ||
+                    has(SMD_ROLE_PASSIVE, SMD_PAIR_GROW(SMD_ROLE_PASSIVE))};
+}
+
+void add(LeavingPairs& found, const struct smd_pair_key& key, const Work& work)
+{
+    if (work.leaving)
+        found.pending.push_back(key);
+    if (work.leaving || work.grow)
+        found.netns_cookies.insert(key.netns_cookie);
+}
+
+} // namespace
+
 LeavingPairs find_leaving_pairs(int pairs_fd)
 {
-    LeavingPairs leaving;
+    LeavingPairs found;
     const std::uint64_t now = monotonic_ns();
     for_each_entry<struct smd_pair_key, struct smd_pair_state>(
         pairs_fd, "smd_pairs", [&](const struct smd_pair_key& key, const struct smd_pair_state& state) {
-            auto has = [&](std::uint32_t role, std::uint32_t flag) {
-                return (state.flags & flag) && smd_pair_end_in_sockhash(state.flags, role);
-            };
-            // The release iterator marks such an active end leaving (release.bpf.c, alone_too_long()).
-            bool alone = smd_pair_end_in_sockhash(state.flags, SMD_ROLE_ACTIVE) &&
-                         !(state.flags & (SMD_PAIR_PASSIVE_JOINING | SMD_PAIR_PASSIVE_IN)) &&
-                         now - state.created_ns > SMD_LONE_ACTIVE_NS;
-            bool left = has(SMD_ROLE_ACTIVE, SMD_PAIR_LEAVING) || has(SMD_ROLE_PASSIVE, SMD_PAIR_LEAVING) || alone;
-            bool grow = has(SMD_ROLE_ACTIVE, SMD_PAIR_GROW(SMD_ROLE_ACTIVE)) ||
-                        has(SMD_ROLE_PASSIVE, SMD_PAIR_GROW(SMD_ROLE_PASSIVE));
-            if (left)
-                ++leaving.pending;
-            if (left || grow)
-                leaving.netns_cookies.insert(key.netns_cookie);
+            add(found, key, work_of(state, now));
         });
-    return leaving;
+    return found;
+}
+
+LeavingPairs still_leaving(int pairs_fd, const std::vector<struct smd_pair_key>& keys)
+{
+    LeavingPairs found;
+    const std::uint64_t now = monotonic_ns();
+    for (const auto& key : keys) {
+        struct smd_pair_state state {};
+        if (bpf_map_lookup_elem(pairs_fd, &key, &state) == 0)
+            add(found, key, {.leaving = work_of(state, now).leaving, .grow = false});
+    }
+    return found;
 }
 
 Releaser::Releaser(int iterator_link_fd, int pairs_fd, int events_fd) : link_fd_(iterator_link_fd), pairs_fd_(pairs_fd)
@@ -113,9 +149,18 @@ bool Releaser::drain_events()
 
 std::chrono::milliseconds Releaser::sweep(bool after_event)
 {
+    // A new leaving connection or a buffer to raise always comes with an event; between events only the pending
+    // pairs can have work, and the whole table is read again only after the idle period, for active ends left alone.
+    LeavingPairs leaving;
     auto started = std::chrono::steady_clock::now();
-    auto leaving = find_leaving_pairs(pairs_fd_);
-    auto scan = std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    auto full_period = std::max<std::chrono::milliseconds>(kIdlePeriod, full_read_ * kIdleCostRatio);
+    if (after_event || pending_.empty() || started - last_full_ >= full_period) {
+        leaving = find_leaving_pairs(pairs_fd_);
+        last_full_ = started;
+        full_read_ = std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    } else {
+        leaving = still_leaving(pairs_fd_, pending_);
+    }
     std::erase_if(netns_, [&](const auto& entry) { return !leaving.netns_cookies.count(entry.first); });
     auto now = std::chrono::steady_clock::now();
     std::erase_if(unfindable_, [&](const auto& entry) {
@@ -139,15 +184,16 @@ std::chrono::milliseconds Releaser::sweep(bool after_event)
         if (!run_in_netns(ns.get(), [this] { run_iterator(link_fd_); }))
             spdlog::warn("cannot enter network namespace {} to release its connections", cookie);
 
-    std::size_t before = pending_;
-    pending_ = leaving.netns_cookies.empty() ? 0 : find_leaving_pairs(pairs_fd_).pending;
-    if (!pending_)
-        return idle_period_ = std::max<std::chrono::milliseconds>(kIdlePeriod, scan * kIdleCostRatio);
-    if (after_event || pending_ < before)
+    std::size_t before = pending_.size();
+    pending_ = still_leaving(pairs_fd_, leaving.pending).pending;
+    if (pending_.empty())
+        return idle_period_ = full_period;
+    if (after_event || pending_.size() < before)
         idle_period_ = kFirstPeriod;
     else
         idle_period_ = std::min<std::chrono::milliseconds>(idle_period_ * 2, kLongestPeriod);
-    return idle_period_;
+    auto took = std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    return std::max<std::chrono::milliseconds>(idle_period_, took * kSweepCostRatio);
 }
 
 } // namespace sockmapd
