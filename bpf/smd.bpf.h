@@ -34,7 +34,6 @@ static __always_inline void smd_count(enum smd_counter counter, __u64 n)
 		ctrs->value[counter] += n;
 }
 
-/* A message and its bytes with one map lookup: the per-message path counts two things every time. */
 /*
  * Marks a connection leaving, with `also` set by the same fetch-or. The first mark counts `reason` and tells the
  * daemon on smd_events, which reads the pair table for new work only when told (src/bpf/release.cpp).
@@ -50,6 +49,7 @@ static __always_inline void smd_mark_leaving(struct smd_pair_state *state, __u64
 	}
 }
 
+/* A message and its bytes with one map lookup: the per-message path counts two things every time. */
 static __always_inline void smd_count_message(enum smd_counter messages, enum smd_counter bytes, __u64 size)
 {
 	struct smd_counters *ctrs = smd_counters_this_cpu();

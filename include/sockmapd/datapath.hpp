@@ -63,7 +63,6 @@ public:
     void remember_inherited_pairs();
     std::size_t collect_inherited_pairs();
 
-
     // Of the pairs remembered above, those with one end that closed while no daemon ran (out of the sockhash, its
     // flags still in) and the other still in: that close may have been a reset dropped at the other end's socket
     // backlog, which nothing sends again. Marks them as sock_ops marks a reset it saw (docs/design.md, "A reset the
